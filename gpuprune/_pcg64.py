@@ -1,0 +1,579 @@
+"""Vectorised, bit-exact re-implementation of NumPy's seeded PCG64 streams.
+
+Snudda seeds one ``numpy.random.default_rng(seed)`` per destination neuron and
+draws doubles from it with ``rng.random(k)``.  This module reproduces those
+doubles for many streams at once, in pure NumPy, without a Python loop over
+streams or over elements: loops run only over the bits of a jump distance,
+over the steps of a fixed-size block, or over slices of a few million outputs.
+
+Three pieces are re-implemented from their published algorithms:
+
+* ``SeedSequence(e)`` for a single 32-bit entropy word and its
+  ``generate_state(4, numpy.uint64)``;
+* PCG64 seeding (``pcg_setseq_128_srandom_r``), the 128-bit LCG step,
+  LCG jump-ahead and the XSL-RR 128/64 output function;
+* ``Generator.random``'s conversion ``(next64 >> 11) * 2**-53``.
+
+128-bit numbers are held as two ``uint64`` arrays, ``(high, low)``; NumPy's
+integer arrays wrap modulo ``2**64``, so only the high half of the
+``low x low`` partial product needs 32-bit limbs.
+"""
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = [
+    "pcg64_uniform_at",
+    "pcg64_uniform_streams",
+    "seed_sequence_pcg64_init",
+]
+
+# --- SeedSequence constants (O'Neill's seed_seq alternative, as in NumPy) ---
+_SS_POOL_SIZE = 4
+_SS_INIT_A = 0x43B0D7E5
+_SS_MULT_A = 0x931E8875
+_SS_INIT_B = 0x8B51F9DD
+_SS_MULT_B = 0x58F38DED
+_SS_MIX_MULT_L = 0xCA01F9DD
+_SS_MIX_MULT_R = 0x4973F715
+_SS_XSHIFT = 16
+_MASK32_INT = 0xFFFFFFFF
+
+# --- PCG64 (PCG XSL RR 128/64) constants ---
+PCG64_MULTIPLIER = 0x2360ED051FC65DA44385DF649FCCF645
+_MASK64_INT = (1 << 64) - 1
+_MASK128_INT = (1 << 128) - 1
+# Jump-ahead tables cover every distance below 2**_JUMP_BITS (positions are int64).
+_JUMP_BITS = 64
+
+_U64_MASK32 = np.uint64(_MASK32_INT)
+_U64_32 = np.uint64(32)
+_U64_1 = np.uint64(1)
+_U64_11 = np.uint64(11)
+_U64_58 = np.uint64(58)
+_U64_63 = np.uint64(63)
+_U64_64 = np.uint64(64)
+_TWO_POW_M53 = 2.0**-53
+
+# Outputs generated per slice: bounds the temporary (B, W) buffer to 32 MiB.
+_SLICE_OUTPUTS = 1 << 22
+# Lane count where NumPy's uint64 ufuncs run fastest here (arrays stay in L2).
+_MAX_LANES = 1 << 14
+# Entropy words seeded per batch, to keep SeedSequence temporaries in cache.
+_SEED_BATCH = 1 << 16
+
+
+def _hash_constant_sequence(init, mult, count):
+    """Return the ``count + 1`` successive hash multipliers ``init * mult**i``.
+
+    The multiplier SeedSequence threads through its hash calls never depends
+    on the data, so the whole sequence is known in advance.
+    """
+    out = [init]
+    for _ in range(count):
+        out.append((out[-1] * mult) & _MASK32_INT)
+    return out
+
+
+# mix_entropy makes 4 pool-filling and 4 * 3 cross-mixing hashmix calls.
+_SS_HASH_A = _hash_constant_sequence(_SS_INIT_A, _SS_MULT_A, _SS_POOL_SIZE * _SS_POOL_SIZE)
+# generate_state(4, uint64) draws 8 uint32 words.
+_SS_HASH_B = _hash_constant_sequence(_SS_INIT_B, _SS_MULT_B, 2 * _SS_POOL_SIZE)
+
+
+def _hashmix_int(value, call):
+    """Scalar hashmix of a Python int, for the data-independent pool words."""
+    value = ((value ^ _SS_HASH_A[call]) * _SS_HASH_A[call + 1]) & _MASK32_INT
+    return value ^ (value >> _SS_XSHIFT)
+
+
+def _hashmix(value, call):
+    """Vectorised hashmix (``uint32`` wrap-around) for hash call number ``call``."""
+    value = (value ^ np.uint32(_SS_HASH_A[call])) * np.uint32(_SS_HASH_A[call + 1])
+    return value ^ (value >> np.uint32(_SS_XSHIFT))
+
+
+def _mix(x, y):
+    """Vectorised SeedSequence ``mix``: ``L*x - R*y`` then an xorshift, mod 2**32."""
+    result = np.uint32(_SS_MIX_MULT_L) * x - np.uint32(_SS_MIX_MULT_R) * y
+    return result ^ (result >> np.uint32(_SS_XSHIFT))
+
+
+def _jump_tables():
+    """Per-bit LCG jump constants ``A_i = M**(2**i)``, ``G_i = sum_{j<2**i} M**j``.
+
+    Advancing ``2**i`` steps maps ``s -> A_i s + G_i inc`` (mod 2**128); the
+    doubling rules are ``A_{i+1} = A_i**2`` and ``G_{i+1} = G_i (1 + A_i)``.
+    """
+    mults, plus = [], []
+    a, g = PCG64_MULTIPLIER, 1
+    for _ in range(_JUMP_BITS):
+        mults.append(a)
+        plus.append(g)
+        g = (g * (1 + a)) & _MASK128_INT
+        a = (a * a) & _MASK128_INT
+    return tuple(mults), tuple(plus)
+
+
+_JUMP_MULT, _JUMP_PLUS = _jump_tables()
+
+
+def _mulhi64_const(x, y):
+    """High 64 bits of ``x * y`` for a ``uint64`` array ``x`` and a constant ``y``.
+
+    Schoolbook product on 32-bit halves; every intermediate sum is below
+    ``2**64`` because ``(2**32 - 1)**2 + 2 * (2**32 - 1) < 2**64``.
+    """
+    y0 = np.uint64(y & _MASK32_INT)
+    y1 = np.uint64(y >> 32)
+    x0 = x & _U64_MASK32
+    x1 = x >> _U64_32
+    lo_lo = x0 * y0
+    mid = x1 * y0 + (lo_lo >> _U64_32)
+    mid2 = x0 * y1 + (mid & _U64_MASK32)
+    return x1 * y1 + (mid >> _U64_32) + (mid2 >> _U64_32)
+
+
+def _mul128_const(hi, lo, k):
+    """``(hi, lo) * k mod 2**128`` for a constant Python int ``k``.
+
+    Only ``lo * k_lo`` needs its full 128-bit product; the cross terms land
+    in the high word, where wrap-around modulo ``2**64`` is exactly right.
+    """
+    k_hi = np.uint64(k >> 64)
+    k_lo = np.uint64(k & _MASK64_INT)
+    return _mulhi64_const(lo, int(k_lo)) + hi * k_lo + lo * k_hi, lo * k_lo
+
+
+def _add128(a_hi, a_lo, b_hi, b_lo):
+    """``a + b mod 2**128`` on ``(high, low)`` ``uint64`` array pairs."""
+    lo = a_lo + b_lo
+    # The low word wrapped iff the sum is smaller than an addend.
+    return a_hi + b_hi + (lo < b_lo), lo
+
+
+def _as_entropy(entropy):
+    """Validate per-stream seeds and return them as a 1-D ``uint32`` array."""
+    arr = np.asarray(entropy)
+    if arr.ndim != 1:
+        arr = arr.reshape(-1)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.uint32)
+    if arr.dtype.kind not in "iu":
+        raise InputError(f"stream seeds must be integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "i" and arr.min() < 0:
+        raise InputError("stream seeds must be non-negative")
+    if int(arr.max()) > _MASK32_INT:
+        raise InputError("stream seeds must be below 2**32 (one SeedSequence word each)")
+    return arr.astype(np.uint32, copy=False)
+
+
+def _seed_batch(entropy):
+    """SeedSequence + PCG64 seeding for one batch of ``uint32`` seeds.
+
+    Returns ``(state_hi, state_lo, inc_hi, inc_lo)``.
+    """
+    n = entropy.size
+    # Pool filling: word 0 hashes the seed, words 1..3 hash the implicit zeros.
+    pool = [_hashmix(entropy, 0)]
+    for i in range(1, _SS_POOL_SIZE):
+        pool.append(np.full(n, _hashmix_int(0, i), dtype=np.uint32))
+    # Cross-mixing: every word is folded into every other word, in order.
+    call = _SS_POOL_SIZE
+    for i_src in range(_SS_POOL_SIZE):
+        for i_dst in range(_SS_POOL_SIZE):
+            if i_src != i_dst:
+                pool[i_dst] = _mix(pool[i_dst], _hashmix(pool[i_src], call))
+                call += 1
+    # generate_state(4, uint64): 8 uint32 words cycling over the pool, paired
+    # little-endian into uint64 (first word is the low half).
+    words = []
+    for i in range(2 * _SS_POOL_SIZE):
+        value = (pool[i % _SS_POOL_SIZE] ^ np.uint32(_SS_HASH_B[i])) * np.uint32(_SS_HASH_B[i + 1])
+        words.append((value ^ (value >> np.uint32(_SS_XSHIFT))).astype(np.uint64))
+    w = [words[2 * k] | (words[2 * k + 1] << _U64_32) for k in range(4)]
+    # PCG64.__init__ passes w[0:2] as initstate and w[2:4] as initseq, high word first.
+    init_hi, init_lo = w[0], w[1]
+    seq_hi, seq_lo = w[2], w[3]
+    # srandom: state = 0; inc = (initseq << 1) | 1; step; state += initstate; step.
+    inc_hi = (seq_hi << _U64_1) | (seq_lo >> _U64_63)
+    inc_lo = (seq_lo << _U64_1) | _U64_1
+    # The first step from state 0 just yields inc.
+    s_hi, s_lo = _add128(inc_hi, inc_lo, init_hi, init_lo)
+    s_hi, s_lo = _mul128_const(s_hi, s_lo, PCG64_MULTIPLIER)
+    s_hi, s_lo = _add128(s_hi, s_lo, inc_hi, inc_lo)
+    return s_hi, s_lo, inc_hi, inc_lo
+
+
+def seed_sequence_pcg64_init(entropy):
+    """Initial PCG64 state and increment of ``PCG64(SeedSequence(e))`` per seed.
+
+    Parameters
+    ----------
+    entropy : array_like of int, shape (n,)
+        Per-stream seeds, each in ``[0, 2**32)`` (a single SeedSequence word;
+        0 is the word list ``[0]``).
+
+    Returns
+    -------
+    state : numpy.ndarray of uint64, shape (2, n)
+        ``state[0]`` holds the high 64 bits and ``state[1]`` the low 64 bits of
+        the 128-bit LCG state right after seeding (before any draw), i.e.
+        ``numpy.random.PCG64(e).state["state"]["state"]``.
+    inc : numpy.ndarray of uint64, shape (2, n)
+        The odd 128-bit LCG increment in the same ``(high, low)`` layout,
+        ``numpy.random.PCG64(e).state["state"]["inc"]``.
+
+    Raises
+    ------
+    InputError
+        If a seed is negative, not an integer, or not below ``2**32``.
+
+    Notes
+    -----
+    SeedSequence with the default pool of four 32-bit words is evaluated for
+    all seeds at once.  The hash multiplier it threads through its ``hashmix``
+    calls does not depend on the data, so its sequence is precomputed; pool
+    words 1 to 3 (hashes of the implicit zero padding) are constants.  The
+    pool is cross-mixed (each word folded into each other word), and
+    ``generate_state(4, uint64)`` hashes eight words cycling over the pool and
+    pairs them little-endian into four 64-bit words ``w``.
+
+    PCG64 then calls the PCG ``srandom`` routine with ``initstate =
+    w0 * 2**64 + w1`` and ``initseq = w2 * 2**64 + w3``: the increment is
+    ``(initseq << 1) | 1`` and the state is ``(inc + initstate) * M + inc``
+    (mod ``2**128``), the result of stepping from 0, adding ``initstate`` and
+    stepping again.
+
+    References
+    ----------
+    .. [1] M. E. O'Neill, "PCG: A Family of Simple Fast Space-Efficient
+       Statistically Good Algorithms for Random Number Generation",
+       Harvey Mudd College, HMC-CS-2014-0905, 2014.
+    .. [2] M. E. O'Neill, "Developing a seed_seq Alternative", 2015,
+       https://www.pcg-random.org/posts/developing-a-seed_seq-alternative.html
+    .. [3] NumPy, ``numpy.random.SeedSequence`` and ``numpy.random.PCG64``,
+       https://numpy.org/doc/stable/reference/random/
+    """
+    entropy = _as_entropy(entropy)
+    n = entropy.size
+    state = np.empty((2, n), dtype=np.uint64)
+    inc = np.empty((2, n), dtype=np.uint64)
+    for a in range(0, n, _SEED_BATCH):
+        b = min(n, a + _SEED_BATCH)
+        state[0, a:b], state[1, a:b], inc[0, a:b], inc[1, a:b] = _seed_batch(entropy[a:b])
+    return state, inc
+
+
+def _jump(s_hi, s_lo, c_hi, c_lo, distance):
+    """Advance each LCG state by its own ``distance`` steps, in place.
+
+    ``s`` and ``c`` are the ``(high, low)`` states and increments; ``distance``
+    is a non-negative ``int64`` array.  Only the lanes whose distance has bit
+    ``i`` set take the ``2**i`` jump, so the loop runs over bits, not lanes.
+    """
+    if distance.size == 0:
+        return
+    n_bits = int(distance.max()).bit_length()
+    for i in range(n_bits):
+        sel = np.flatnonzero((distance >> i) & 1)
+        if sel.size == 0:
+            continue
+        a_hi, a_lo = _mul128_const(s_hi[sel], s_lo[sel], _JUMP_MULT[i])
+        g_hi, g_lo = _mul128_const(c_hi[sel], c_lo[sel], _JUMP_PLUS[i])
+        s_hi[sel], s_lo[sel] = _add128(a_hi, a_lo, g_hi, g_lo)
+
+
+def _output_doubles(s_hi, s_lo, out):
+    """XSL-RR output of the states, mapped to ``[0, 1)`` as ``Generator.random`` does."""
+    x = s_hi ^ s_lo
+    rot = s_hi >> _U64_58
+    # rotr(x, r) = (x >> r) | (x << (-r & 63)); r = 0 leaves x unchanged.
+    x = (x >> rot) | (x << ((_U64_64 - rot) & _U64_63))
+    np.multiply(x >> _U64_11, _TWO_POW_M53, out=out)
+
+
+class _Stepper:
+    """Preallocated in-place LCG stepping and output over ``width`` lanes.
+
+    The hot loop runs one step per block position, so every ufunc writes into
+    a buffer allocated once instead of a fresh temporary.
+    """
+
+    def __init__(self, width):
+        self.t0 = np.empty(width, dtype=np.uint64)
+        self.t1 = np.empty(width, dtype=np.uint64)
+        self.t2 = np.empty(width, dtype=np.uint64)
+        self.t3 = np.empty(width, dtype=np.uint64)
+        self.carry = np.empty(width, dtype=bool)
+        self.m_lo = np.uint64(PCG64_MULTIPLIER & _MASK64_INT)
+        self.m_hi = np.uint64(PCG64_MULTIPLIER >> 64)
+        self.m_lo0 = np.uint64(PCG64_MULTIPLIER & _MASK32_INT)
+        self.m_lo1 = np.uint64((PCG64_MULTIPLIER >> 32) & _MASK32_INT)
+
+    def step(self, hi, lo, inc_hi, inc_lo):
+        """``(hi, lo) <- (hi, lo) * M + inc mod 2**128``, in place."""
+        t0, t1, t2, t3 = self.t0, self.t1, self.t2, self.t3
+        # High 64 bits of lo * M_lo from 32-bit halves (see _mulhi64_const).
+        np.bitwise_and(lo, _U64_MASK32, out=t0)
+        np.right_shift(lo, _U64_32, out=t1)
+        np.multiply(t0, self.m_lo0, out=t2)
+        np.right_shift(t2, _U64_32, out=t2)
+        np.multiply(t1, self.m_lo0, out=t3)
+        np.add(t3, t2, out=t3)
+        np.multiply(t0, self.m_lo1, out=t0)
+        np.bitwise_and(t3, _U64_MASK32, out=t2)
+        np.add(t0, t2, out=t0)
+        np.right_shift(t3, _U64_32, out=t3)
+        np.multiply(t1, self.m_lo1, out=t1)
+        np.add(t1, t3, out=t1)
+        np.right_shift(t0, _U64_32, out=t0)
+        np.add(t1, t0, out=t1)
+        # Cross terms only affect the high word, where wrapping is exact.
+        np.multiply(hi, self.m_lo, out=hi)
+        np.add(hi, t1, out=hi)
+        np.multiply(lo, self.m_hi, out=t0)
+        np.add(hi, t0, out=hi)
+        np.multiply(lo, self.m_lo, out=lo)
+        # Add the increment with carry from the low into the high word.
+        np.add(lo, inc_lo, out=lo)
+        np.less(lo, inc_lo, out=self.carry)
+        np.add(hi, inc_hi, out=hi)
+        np.add(hi, self.carry, out=hi)
+
+    def output(self, hi, lo, out):
+        """Write ``(xslrr(hi, lo) >> 11) * 2**-53`` into the float64 array ``out``."""
+        t0, t1, t2 = self.t0, self.t1, self.t2
+        np.bitwise_xor(hi, lo, out=t0)
+        np.right_shift(hi, _U64_58, out=t1)
+        np.right_shift(t0, t1, out=t2)
+        np.negative(t1, out=t1)
+        np.bitwise_and(t1, _U64_63, out=t1)
+        np.left_shift(t0, t1, out=t0)
+        np.bitwise_or(t0, t2, out=t0)
+        np.right_shift(t0, _U64_11, out=t0)
+        np.multiply(t0, _TWO_POW_M53, out=out)
+
+
+def _block_size(n_out, n_bits):
+    """Steps per lane for a slice of ``n_out`` outputs and ``n_bits``-bit jumps.
+
+    Each lane costs about ``n_bits`` jump-ahead updates (vectorised over lanes)
+    while each block step costs a fixed Python/ufunc overhead; ``B`` near
+    ``sqrt(n_out * n_bits / 2600)`` balances the two on a typical core, and
+    the lane count is capped where NumPy's ufuncs stop fitting in cache.
+    """
+    b = int(round(np.sqrt(n_out * max(n_bits, 1) / 2600.0)))
+    b = max(b, -(-n_out // _MAX_LANES), 1)
+    return min(b, n_out)
+
+
+def _generate_slice(out, j0, j1, starts, ends, s0, inc0, n_bits):
+    """Fill ``out[:j1 - j0]`` with outputs ``j0 .. j1-1`` of the concatenation.
+
+    Lane ``l`` produces the ``B`` consecutive outputs starting at
+    ``j0 + l * B``; its first state comes from a jump-ahead within its stream,
+    and whenever a new stream begins inside a lane the lane is reset to that
+    stream's seeded state and increment just before that step.
+    """
+    n_out = j1 - j0
+    b = _block_size(n_out, n_bits)
+    width = -(-n_out // b)
+    lane_start = j0 + np.arange(width, dtype=np.int64) * b
+    lane_stream = np.searchsorted(ends, lane_start, side="right")
+    s_hi = s0[0, lane_stream]
+    s_lo = s0[1, lane_stream]
+    c_hi = inc0[0, lane_stream]
+    c_lo = inc0[1, lane_stream]
+    _jump(s_hi, s_lo, c_hi, c_lo, lane_start - starts[lane_stream])
+
+    # Streams that begin strictly inside a lane, grouped by step within the lane.
+    first = np.searchsorted(starts, j0, side="right")
+    last = np.searchsorted(starts, j1, side="left")
+    rel = starts[first:last] - j0
+    inside = rel % b != 0
+    rel = rel[inside]
+    reset_step = rel % b
+    order = np.argsort(reset_step, kind="stable")
+    reset_lane = (rel // b)[order]
+    reset_stream = np.arange(first, last)[inside][order]
+    reset_s_hi = s0[0, reset_stream]
+    reset_s_lo = s0[1, reset_stream]
+    reset_c_hi = inc0[0, reset_stream]
+    reset_c_lo = inc0[1, reset_stream]
+    bounds = np.searchsorted(reset_step[order], np.arange(b + 1))
+
+    buf = np.empty((b, width), dtype=np.float64)
+    stepper = _Stepper(width)
+    for k in range(b):
+        r0, r1 = bounds[k], bounds[k + 1]
+        if r1 > r0:
+            lanes = reset_lane[r0:r1]
+            s_hi[lanes] = reset_s_hi[r0:r1]
+            s_lo[lanes] = reset_s_lo[r0:r1]
+            c_hi[lanes] = reset_c_hi[r0:r1]
+            c_lo[lanes] = reset_c_lo[r0:r1]
+        stepper.step(s_hi, s_lo, c_hi, c_lo)
+        stepper.output(s_hi, s_lo, buf[k])
+
+    # Lane-major transpose back into output order; the last lane may be partial.
+    full = n_out // b
+    out[: full * b].reshape(full, b)[...] = buf[:, :full].T
+    if full < width:
+        out[full * b : n_out] = buf[: n_out - full * b, full]
+
+
+def pcg64_uniform_streams(entropy, lengths, out=None):
+    """Concatenated ``default_rng(e).random(n)`` doubles for many streams.
+
+    Parameters
+    ----------
+    entropy : array_like of int, shape (n_streams,)
+        Per-stream seeds in ``[0, 2**32)``.
+    lengths : array_like of int, shape (n_streams,)
+        Number of doubles to draw from each stream (``>= 0``).
+    out : numpy.ndarray of float64, shape (lengths.sum(),), optional
+        Contiguous array to write into; allocated when omitted.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (lengths.sum(),)
+        For each stream ``i`` in order, the first ``lengths[i]`` values of
+        ``numpy.random.default_rng(int(entropy[i])).random(lengths[i])``,
+        bit for bit.
+
+    Raises
+    ------
+    InputError
+        If the shapes differ, a length is negative, or a seed is out of range.
+
+    Notes
+    -----
+    Each stream is seeded with :func:`seed_sequence_pcg64_init`.  PCG64
+    advances a 128-bit LCG ``s <- M s + inc (mod 2**128)`` and outputs
+    ``rotr64(hi(s) ^ lo(s), hi(s) >> 58)`` from the advanced state (XSL-RR
+    128/64); ``Generator.random`` maps it to ``(x >> 11) * 2**-53``.
+
+    The concatenated output is processed in slices of a few million values,
+    each cut into equal blocks of ``B`` consecutive outputs ("lanes"), which
+    may span stream boundaries.  The first state of every lane is found by
+    jump-ahead: advancing ``d`` steps maps ``s -> A_d s + G_d inc`` with
+    ``A_d = M**d`` and ``G_d = sum_{i<d} M**i``; ``d`` is decomposed into
+    bits and precomputed ``(A_{2**i}, G_{2**i})`` are applied to the lanes
+    with bit ``i`` set.  All lanes then step together ``B`` times; a lane
+    that reaches the start of a new stream is reset to that stream's seeded
+    state and increment first.  Python loops therefore run over at most 64
+    jump bits and ``B`` block steps per slice, never over streams or values.
+
+    The 128-bit product keeps ``(high, low)`` ``uint64`` words: the cross
+    terms need only their low 64 bits, which NumPy's wrapping multiply
+    gives, and the high half of ``low * M_low`` uses 32-bit halves.
+
+    References
+    ----------
+    .. [1] M. E. O'Neill, "PCG: A Family of Simple Fast Space-Efficient
+       Statistically Good Algorithms for Random Number Generation",
+       Harvey Mudd College, HMC-CS-2014-0905, 2014.
+    .. [2] F. B. Brown, "Random Number Generation with Arbitrary Strides",
+       Trans. Am. Nucl. Soc. 71, 1994 (LCG jump-ahead).
+    .. [3] NumPy, ``numpy.random.SeedSequence``, ``numpy.random.PCG64`` and
+       ``numpy.random.Generator.random``,
+       https://numpy.org/doc/stable/reference/random/
+    """
+    entropy = _as_entropy(entropy)
+    lengths = np.asarray(lengths).reshape(-1)
+    if lengths.size and lengths.dtype.kind not in "iu":
+        raise InputError(f"stream lengths must be integers, got dtype {lengths.dtype}")
+    lengths = lengths.astype(np.int64, copy=False)
+    if lengths.shape != entropy.shape:
+        raise InputError(f"got {entropy.size} stream seeds but {lengths.size} stream lengths")
+    if lengths.size and lengths.min() < 0:
+        raise InputError("stream lengths must be non-negative")
+    total = int(lengths.sum())
+    if out is None:
+        out = np.empty(total, dtype=np.float64)
+    elif out.shape != (total,) or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise InputError(f"out must be a contiguous float64 array of shape ({total},)")
+    if total == 0:
+        return out
+
+    # Empty streams draw nothing; dropping them makes stream starts unique.
+    used = np.flatnonzero(lengths)
+    used_len = lengths[used]
+    s0, inc0 = seed_sequence_pcg64_init(entropy[used])
+    ends = np.cumsum(used_len)
+    starts = ends - used_len
+    n_bits = int(used_len.max()).bit_length()
+
+    for j0 in range(0, total, _SLICE_OUTPUTS):
+        j1 = min(total, j0 + _SLICE_OUTPUTS)
+        _generate_slice(out[j0:j1], j0, j1, starts, ends, s0, inc0, n_bits)
+    return out
+
+
+def pcg64_uniform_at(entropy, stream_index, position):
+    """Single doubles at arbitrary ``(stream, position)`` pairs.
+
+    Parameters
+    ----------
+    entropy : array_like of int, shape (n_streams,)
+        Per-stream seeds in ``[0, 2**32)``.
+    stream_index : array_like of int, shape (m,)
+        Index into ``entropy`` for each requested value.
+    position : array_like of int, shape (m,)
+        Zero-based draw number within that stream (``>= 0``).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m,)
+        ``default_rng(int(entropy[stream_index[q]])).random(position[q] + 1)[-1]``
+        for every ``q``, bit for bit.
+
+    Raises
+    ------
+    InputError
+        If the shapes differ, an index is out of range, a position is
+        negative, or a seed is out of range.
+
+    Notes
+    -----
+    Every pair is independent: the stream's seeded state is advanced
+    ``position + 1`` steps by binary-decomposed LCG jump-ahead (see
+    :func:`pcg64_uniform_streams`) and passed through the XSL-RR output.
+    The cost is about ``log2(max(position))`` 128-bit updates per pair, so
+    :func:`pcg64_uniform_streams` is much faster for contiguous runs.
+
+    References
+    ----------
+    .. [1] M. E. O'Neill, "PCG: A Family of Simple Fast Space-Efficient
+       Statistically Good Algorithms for Random Number Generation",
+       Harvey Mudd College, HMC-CS-2014-0905, 2014.
+    .. [2] NumPy, ``numpy.random.SeedSequence`` and ``numpy.random.PCG64``,
+       https://numpy.org/doc/stable/reference/random/
+    """
+    entropy = _as_entropy(entropy)
+    stream_index = np.asarray(stream_index).reshape(-1)
+    position = np.asarray(position).reshape(-1)
+    if stream_index.shape != position.shape:
+        raise InputError(f"got {stream_index.size} stream indices but {position.size} positions")
+    if stream_index.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    if stream_index.dtype.kind not in "iu" or position.dtype.kind not in "iu":
+        raise InputError("stream indices and positions must be integers")
+    stream_index = stream_index.astype(np.int64, copy=False)
+    position = position.astype(np.int64, copy=False)
+    if stream_index.min() < 0 or stream_index.max() >= entropy.size:
+        raise InputError(f"stream indices must lie in [0, {entropy.size})")
+    if position.min() < 0 or position.max() >= np.iinfo(np.int64).max:
+        raise InputError("positions must be non-negative and below 2**63 - 1")
+    # Seed each distinct stream once.
+    uniq, inverse = np.unique(stream_index, return_inverse=True)
+    s0, inc0 = seed_sequence_pcg64_init(entropy[uniq])
+    s_hi, s_lo = s0[0, inverse], s0[1, inverse]
+    c_hi, c_lo = inc0[0, inverse], inc0[1, inverse]
+    # Draw p comes from the state advanced p + 1 times.
+    _jump(s_hi, s_lo, c_hi, c_lo, position + 1)
+    out = np.empty(position.size, dtype=np.float64)
+    _output_doubles(s_hi, s_lo, out)
+    return out

@@ -1,0 +1,302 @@
+"""The Python interface: :func:`prune`, :class:`Pruner` and :class:`PruneResult`."""
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import engine
+from .errors import DeviceError, InputError
+from .network import GAP_JUNCTIONS, SYNAPSES, Network
+from .rules import GAP_JUNCTION_CHANNEL
+from .stream import ExecutorPool, InlinePool, LocalPool, close_files, default_workers, run_chunks
+from .writer import OutputWriter
+
+log = logging.getLogger("gpuprune")
+
+OUTPUT_FILE = "network-synapses.hdf5"
+#: rows per chunk when the user gives no budget (about 52 MB of synapse rows)
+DEFAULT_ROW_BUDGET = 1_000_000
+#: never cut chunks smaller than this just to feed more workers
+MIN_ROW_BUDGET = 100_000
+DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclass
+class PathwayStats:
+    """Counts for one pathway (pre type, post type, connection type)."""
+
+    pre: str
+    post: str
+    name: str
+    kind: str
+    putative_rows: int
+    kept_rows: int
+    putative_pairs: int
+    connected_pairs: int
+
+
+@dataclass
+class PruneResult:
+    """What a prune run did.
+
+    Attributes
+    ----------
+    output_file : str
+    synapses_before, synapses_after, gap_junctions_before, gap_junctions_after : int
+    pathways : list of PathwayStats
+    timings : dict
+        Seconds: ``plan``, ``prune`` (read + prune + write, wall), ``total``, and the
+        sums over chunks of ``read`` and ``compute`` (CPU time in workers).
+    device, rng : str
+    random_seed : int
+    """
+
+    output_file: str
+    synapses_before: int
+    synapses_after: int
+    gap_junctions_before: int
+    gap_junctions_after: int
+    pathways: list
+    timings: dict
+    device: str
+    rng: str
+    random_seed: int
+    workers: int = 1
+    chunks: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def table(self):
+        """The per-pathway table as text."""
+        head = ("pre", "post", "connection", "putative", "kept", "pairs", "connected", "kept %")
+        lines = [head]
+        for p in self.pathways:
+            pct = 100.0 * p.kept_rows / p.putative_rows if p.putative_rows else 0.0
+            lines.append((p.pre, p.post, p.name, f"{p.putative_rows:,}", f"{p.kept_rows:,}",
+                          f"{p.putative_pairs:,}", f"{p.connected_pairs:,}", f"{pct:.1f}"))
+        widths = [max(len(str(r[i])) for r in lines) for i in range(len(head))]
+        out = []
+        for k, r in enumerate(lines):
+            cells = [str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+            out.append("  ".join(cells))
+            if k == 0:
+                out.append("  ".join("-" * w for w in widths))
+        total = (f"synapses {self.synapses_before:,} -> {self.synapses_after:,}; gap junctions "
+                 f"{self.gap_junctions_before:,} -> {self.gap_junctions_after:,}")
+        return "\n".join(out + ["", total])
+
+    @property
+    def rows_per_second(self):
+        n = self.synapses_before + self.gap_junctions_before
+        return n / self.timings["total"] if self.timings.get("total") else float("nan")
+
+
+def _gpu_available():
+    try:
+        from . import cuda
+    except ImportError:
+        return False
+    return cuda.device_count() > 0
+
+
+class Pruner:
+    """A network opened once and pruned as often as needed (e.g. while tuning parameters).
+
+    Parameters
+    ----------
+    network_path : str
+        The Snudda network directory.
+    config_file : str, optional
+        Pruning config (default ``NETWORK/network-config.json``).
+    random_seed : int, optional
+        Master seed (default: the config's ``random_seed.prune``, else 1003).
+    """
+
+    def __init__(self, network_path, config_file=None, random_seed=None):
+        t0 = time.perf_counter()
+        self.network = Network(network_path, config_file=config_file, random_seed=random_seed)
+        self.open_s = time.perf_counter() - t0
+
+    def _device(self, device, rng):
+        if device not in DEVICES:
+            raise InputError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+        if device == "gpu":
+            if rng == engine.SNUDDA:
+                raise DeviceError("snudda randomness runs on the CPU only (it replays NumPy's PCG64 "
+                                  "streams); use --device cpu, or --rng philox on the GPU")
+            if not _gpu_available():
+                raise DeviceError("no GPU available: the GPU backend needs CuPy and a CUDA device "
+                                  "(pip install 'gpuprune[gpu]')")
+            return "gpu"
+        if device == "auto":
+            if rng != engine.SNUDDA and _gpu_available():
+                log.info("device auto: using the GPU")
+                return "gpu"
+            log.info("device auto: using the CPU (%s)", "snudda randomness is CPU-only"
+                     if rng == engine.SNUDDA else "no GPU backend or device available")
+        return "cpu"
+
+    def prune(self, output_file=None, *, rng="philox", device="auto", row_budget=None, workers=None,
+              executor=None, compression="lzf", share_parameter_id=True, file_order=None, progress=None):
+        """Prune the network and write the output file.
+
+        Parameters
+        ----------
+        output_file : str, optional
+            Default ``NETWORK/network-synapses.hdf5``.
+        rng : {"philox", "snudda"}
+            Randomness mode (DESIGN §4).
+        device : {"auto", "cpu", "gpu"}
+        row_budget : int, optional
+            Rows per chunk (default: 1 M, less to give every worker several chunks).
+        workers : int, optional
+            Worker processes (default: one per available core).
+        executor : concurrent.futures.Executor, optional
+            Run chunk tasks on this executor instead of a local process pool.
+        compression : {"lzf", "gzip", None}
+        share_parameter_id : bool
+            Give every row of a group its first row's parameter id (Snudda's default).
+        file_order : sequence of int, optional
+            Order in which to read the source files (testing; the result does not depend on it).
+        progress : callable, optional
+            ``progress(done_rows, total_rows)`` after each chunk.
+
+        Returns
+        -------
+        PruneResult
+        """
+        t_start = time.perf_counter()
+        net = self.network
+        if rng not in engine.MODES:
+            raise InputError(f"unknown randomness mode {rng!r}; choose one of {', '.join(engine.MODES)}")
+        device = self._device(device, rng)
+        output_file = os.path.abspath(output_file or os.path.join(net.path, OUTPUT_FILE))
+        self._refuse_input_as_output(output_file)
+        ctx = engine.PruneContext.from_network(net, mode=rng, share_parameter_id=share_parameter_id)
+        n_workers = default_workers() if workers is None else int(workers)
+        if n_workers < 1:
+            raise InputError(f"workers must be at least 1, got {workers}")
+        totals = {k: net.num_rows(k) for k in ("synapses", "gap_junctions")}
+        budget = row_budget or self._auto_budget(sum(totals.values()), n_workers)
+        plans = {k.name: net.plan(k.name, budget, file_order=file_order) for k in (SYNAPSES, GAP_JUNCTIONS)}
+        n_chunks = sum(len(v) for v in plans.values())
+        t_plan = time.perf_counter()
+
+        if device == "gpu":
+            from . import cuda
+
+            pool = cuda.GpuPool(ctx, net)
+        elif executor is not None:
+            pool = ExecutorPool(ctx, executor, n_workers)
+        elif n_workers == 1 or n_chunks <= 1:
+            pool = InlinePool(ctx)
+        else:
+            pool = LocalPool(ctx, min(n_workers, n_chunks))
+        stats = np.zeros((4, engine.pathway_code_size(ctx)), dtype=np.int64)
+        read_s = compute_s = 0.0
+        done, total_rows = 0, sum(totals.values())
+        try:
+            with OutputWriter(output_file, net.worklog_path, net.config, compression=compression) as out:
+                for kind in (SYNAPSES, GAP_JUNCTIONS):
+                    files = net.spec()["files"][kind.name]
+                    for chunk, res in run_chunks(pool, files, kind.name, plans[kind.name]):
+                        out.append(kind.name, res.rows)
+                        stats += res.stats
+                        read_s += getattr(res, "read_s", 0.0)
+                        compute_s += getattr(res, "compute_s", 0.0)
+                        done += chunk.num_rows
+                        if progress is not None:
+                            progress(done, total_rows)
+            counts = dict(out.counts)  # final after close
+        finally:
+            pool.shutdown()
+            close_files()
+        t_end = time.perf_counter()
+        result = PruneResult(
+            output_file=output_file,
+            synapses_before=totals["synapses"], synapses_after=counts["synapses"],
+            gap_junctions_before=totals["gap_junctions"], gap_junctions_after=counts["gap_junctions"],
+            pathways=self._pathways(ctx, stats), device=device, rng=rng, random_seed=net.random_seed,
+            workers=getattr(pool, "workers", 1), chunks=n_chunks,
+            timings={"open": self.open_s, "plan": t_plan - t_start, "prune": t_end - t_plan,
+                     "total": t_end - t_start, "read": read_s, "compute": compute_s})
+        log.info("pruned %s: synapses %d -> %d, gap junctions %d -> %d in %.2f s (%s, %s)", net.path,
+                 result.synapses_before, result.synapses_after, result.gap_junctions_before,
+                 result.gap_junctions_after, result.timings["total"], device, rng)
+        return result
+
+    @staticmethod
+    def _auto_budget(total_rows, workers):
+        if workers <= 1:
+            return DEFAULT_ROW_BUDGET
+        per = math.ceil(total_rows / (4 * workers))
+        return max(MIN_ROW_BUDGET, min(DEFAULT_ROW_BUDGET, per))
+
+    def _refuse_input_as_output(self, output_file):
+        net = self.network
+        inputs = {net.worklog_path, net.config_path}
+        for files in net.sources.values():
+            inputs.update(sf.path for sf in files)
+        if any(os.path.exists(p) and os.path.exists(output_file) and os.path.samefile(p, output_file)
+               for p in inputs):
+            raise InputError("the output file would overwrite an input file", output_file)
+
+    def _pathways(self, ctx, stats):
+        net = self.network
+        n_types = len(net.type_names)
+        n_ch = ctx.max_channel_type_id + 1
+        out = []
+        for code in np.flatnonzero(stats[0]):
+            pre, rest = divmod(int(code), n_types * n_ch)
+            post, ch = divmod(rest, n_ch)
+            names = net.rules.describe(pre, post, ch)
+            if names is not None:
+                name = names[2]
+            else:
+                name = "gap_junction" if ch == GAP_JUNCTION_CHANNEL else f"channel {ch}"
+                name += " (no pruning rule: all removed)"
+            kind = "gap_junctions" if ch == GAP_JUNCTION_CHANNEL else "synapses"
+            out.append(PathwayStats(net.type_names[pre], net.type_names[post], name, kind,
+                                    *(int(stats[i, code]) for i in range(4))))
+        return out
+
+
+def prune(network_path, *, config_file=None, random_seed=None, rng="philox", device="auto", output_file=None,
+          **options):
+    """Prune a Snudda network directory and write ``network-synapses.hdf5``.
+
+    Parameters
+    ----------
+    network_path : str
+        The network directory (detect output).
+    config_file : str, optional
+        Pruning config; default ``NETWORK/network-config.json``.
+    random_seed : int, optional
+        Master seed; default the config's ``random_seed.prune``, else 1003.
+    rng : {"philox", "snudda"}
+        ``"philox"``: counter-based draws, identical on CPU and GPU for any
+        chunking.  ``"snudda"``: reproduces ``SnuddaPrune`` bit for bit (CPU).
+    device : {"auto", "cpu", "gpu"}
+        ``"auto"`` uses a GPU when the GPU backend and a device are present.
+    output_file : str, optional
+        Default ``NETWORK/network-synapses.hdf5``.
+    **options
+        Passed to :meth:`Pruner.prune` (``row_budget``, ``workers``, ``executor``,
+        ``compression``, ``progress``, ...).
+
+    Returns
+    -------
+    PruneResult
+
+    Examples
+    --------
+    >>> result = gpuprune.prune("networks/striatum")          # doctest: +SKIP
+    >>> print(result.table())                                  # doctest: +SKIP
+    """
+    pruner = Pruner(network_path, config_file=config_file, random_seed=random_seed)
+    result = pruner.prune(output_file, rng=rng, device=device, **options)
+    result.timings["total"] += pruner.open_s  # this call opened the network too
+    return result

@@ -1,0 +1,475 @@
+"""Prune one chunk: order -> segment -> draw -> decide -> compact (NumPy reference backend).
+
+A chunk is every putative row onto a range of dest neurons, read from the
+source files in DESIGN §4 order (projection file, then hyper voxel files by
+ascending id).  The steps, all vectorised (no Python loop per row, group or
+neuron):
+
+1. order: philox mode sorts rows by the packed key (dest, src, type), stably,
+   so rows of a group keep file order; snudda mode reproduces Snudda's heap
+   merge by sorting lookup runs by (unique_id, hyper voxel id).
+2. segment: a group is a run of equal keys in that order.
+3. draw: philox mode computes Philox draws from (seed, dest, src, type, k);
+   snudda mode indexes each dest neuron's PCG64 stream at offsets from a
+   cumulative sum of ``3n + 2`` per group with parameters.
+4. decide: a3, f1 + distance, soft_max, mu2, cluster pruning (DESIGN §3),
+   with probabilities from host-side tables.
+5. compact: gather kept rows, give each its group's parameter id.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import rng as _rng
+from .errors import InputError
+
+PHILOX = "philox"
+SNUDDA = "snudda"
+MODES = (PHILOX, SNUDDA)
+
+#: at most this many int64 entries in one batch of cluster-pruning distance matrices.
+CLUSTER_BATCH_ENTRIES = 1 << 22
+#: Snudda's cluster radius (metres).
+CLUSTER_DISTANCE = 10e-6
+
+
+@dataclass
+class PruneContext:
+    """Everything a worker needs to prune chunks of one network (picklable)."""
+
+    rules: object  # rules.PruningRules
+    neuron_type: np.ndarray
+    population_unit: np.ndarray
+    max_soma_distance_dend: object  # float64 array or None
+    num_neurons: int
+    max_channel_type_id: int
+    voxel_size: float
+    seed: int
+    mode: str = PHILOX
+    share_parameter_id: bool = True
+    worklog_path: str = ""
+
+    @classmethod
+    def from_network(cls, net, mode=PHILOX, share_parameter_id=True):
+        if mode not in MODES:
+            raise InputError(f"unknown randomness mode {mode!r}; choose one of {', '.join(MODES)}")
+        return cls(rules=net.rules, neuron_type=net.neuron_type, population_unit=net.population_unit,
+                   max_soma_distance_dend=net.max_soma_distance_dend, num_neurons=net.num_neurons,
+                   max_channel_type_id=net.max_channel_type_id or 1, voxel_size=net.voxel_size,
+                   seed=net.random_seed, mode=mode, share_parameter_id=share_parameter_id,
+                   worklog_path=net.worklog_path)
+
+    def probability_tables(self, n_max):
+        """soft_max/mu2 tables for n up to at least ``n_max`` (grown on demand, cached)."""
+        cached = getattr(self, "_tables", None)
+        if cached is None or cached[0].shape[1] <= n_max:
+            size = max(64, 1 << int(n_max).bit_length())
+            self._tables = self.rules.probability_tables(size)
+        return self._tables
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_tables", None)
+        return state
+
+
+@dataclass
+class ChunkResult:
+    """Kept rows of one chunk (output order) and per-pathway counts.
+
+    ``stats`` is an int64 array (4, n_pathway_codes): putative rows, kept rows,
+    putative pairs, connected pairs, indexed by ``pathway_code``.
+    """
+
+    rows: np.ndarray
+    stats: np.ndarray
+    num_putative: int
+
+
+def pathway_code_size(ctx):
+    n_types = int(ctx.neuron_type.max()) + 1 if ctx.neuron_type.size else 1
+    return n_types * n_types * (ctx.max_channel_type_id + 1)
+
+
+def _pathway_code(ctx, src, dest, typ):
+    n_types = int(ctx.neuron_type.max()) + 1
+    ch = np.clip(typ.astype(np.int64), 0, ctx.max_channel_type_id)
+    return ((ctx.neuron_type[src].astype(np.int64) * n_types + ctx.neuron_type[dest]) *
+            (ctx.max_channel_type_id + 1) + ch)
+
+
+def _bits(n):
+    return max(1, int(n).bit_length())
+
+
+def _group_key(ctx, dest, src, typ, dest_lo, dest_hi):
+    """Packed uint64 key (dest - dest_lo, src, type), or None if it needs more than 64 bits."""
+    b_t = _bits(max(int(typ.max()) if typ.size else 0, ctx.max_channel_type_id))
+    b_s = _bits(ctx.num_neurons - 1)
+    b_d = _bits(max(dest_hi - dest_lo - 1, 0))
+    if b_t + b_s + b_d > 64:
+        return None
+    key = (dest - dest_lo).astype(np.uint64) << np.uint64(b_s + b_t)
+    key |= src.astype(np.uint64) << np.uint64(b_t)
+    key |= typ.astype(np.uint64)
+    return key
+
+
+def _sorted_order(key, dest, src, typ):
+    """Stable order by (dest, src, type): a no-op for already sorted input, timsort on runs otherwise."""
+    if key is None:
+        return np.lexsort((typ, src, dest))
+    if key.size < 2 or bool(np.all(key[1:] >= key[:-1])):
+        return np.arange(key.size)
+    return np.argsort(key, kind="stable")
+
+
+def _merge_order(lookup_runs):
+    """Snudda's heap-merge order of rows, from the chunk's lookup runs.
+
+    ``lookup_runs`` is (uid, hid, start, length) arrays, ``start`` being the
+    run's first row in the concatenated chunk.  Runs are merged by
+    (unique_id, hyper voxel id), as Snudda's heap does.
+    """
+    uid, hid, start, length = lookup_runs
+    o = np.lexsort((hid, uid))
+    start, length = start[o], length[o]
+    total = int(length.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.cumsum(length) - length  # position of each run in the merged order
+    return np.repeat(start - first, length) + np.arange(total, dtype=np.int64)
+
+
+class _PhiloxDraws:
+    """Philox draws for the groups and rows of one chunk (DESIGN §4)."""
+
+    def __init__(self, ctx, kind_id, g_src, g_dest, g_typ, gid, pos_in_group, dest_lo, dest_hi):
+        self.k0, self.k1 = _rng.neuron_keys(ctx.seed, np.arange(dest_lo, dest_hi, dtype=np.int64))
+        self.dest_lo = dest_lo
+        self.kind_id = kind_id
+        self.g_src, self.g_dest, self.g_typ = g_src, g_dest, g_typ
+        self.gid, self.pos = gid, pos_in_group
+
+    def group(self, g):
+        d = self.g_dest[g] - self.dest_lo
+        tw = _rng.type_word(self.g_typ[g], self.kind_id)
+        return _rng.group_draws(self.k0[d], self.k1[d], self.g_src[g], tw)
+
+    def rows(self, i, both):
+        g = self.gid[i]
+        d = self.g_dest[g] - self.dest_lo
+        tw = _rng.type_word(self.g_typ[g], self.kind_id)
+        return _rng.row_draws(self.k0[d], self.k1[d], self.g_src[g], self.pos[i], tw, both=both)
+
+    def rows_sm(self, i):
+        g = self.gid[i]
+        d = self.g_dest[g] - self.dest_lo
+        tw = _rng.type_word(self.g_typ[g], self.kind_id)
+        return _rng.row_draws(self.k0[d], self.k1[d], self.g_src[g], self.pos[i], tw, second=True)
+
+
+class _SnuddaDraws:
+    """Snudda's draws: each dest neuron's PCG64 stream, ``3n + 2`` numbers per group with parameters."""
+
+    def __init__(self, ctx, g_dest, sizes, pidx, gid, pos_in_group):
+        from ._pcg64 import pcg64_uniform_streams
+
+        cost = np.where(pidx >= 0, 3 * sizes + 2, 0).astype(np.int64)
+        # Groups of one dest are contiguous (merge order is dest-major).
+        dests, first, per_dest = np.unique(g_dest, return_index=True, return_counts=True)
+        lengths = np.add.reduceat(cost, first) if first.size else np.zeros(0, dtype=np.int64)
+        stream_base = np.cumsum(lengths) - lengths
+        incl = np.cumsum(cost)
+        excl = incl - cost
+        base_of_group = np.repeat(stream_base - excl[first], per_dest)
+        self.offset = excl + base_of_group  # index of each group's first number in `self.u`
+        seeds = _neuron_seed_table(ctx)
+        self.u = pcg64_uniform_streams(seeds[dests], lengths)
+        self.sizes = sizes.astype(np.int64)
+        self.gid, self.pos = gid, pos_in_group
+
+    def group(self, g):
+        end = self.offset[g] + 3 * self.sizes[g]
+        return self.u[end + 1], self.u[end]  # r_a3 = pool[-1], r_mu2 = pool[-2]
+
+    def rows(self, i, both):
+        g = self.gid[i]
+        base = self.offset[g] + self.pos[i]
+        return self.u[base], (self.u[base + self.sizes[g]] if both else None)
+
+    def rows_sm(self, i):
+        g = self.gid[i]
+        return self.u[self.offset[g] + 2 * self.sizes[g] + self.pos[i]]
+
+
+def _neuron_seed_table(ctx):
+    cached = getattr(ctx, "_snudda_seeds", None)
+    if cached is None:
+        cached = np.random.SeedSequence(ctx.seed).generate_state(ctx.num_neurons)
+        ctx._snudda_seeds = cached
+    return cached
+
+
+def _check_relative_distance(ctx, col8, dest):
+    """Every row of a distance-pruned group needs 0 <= r = d / max_soma_distance_dend <= 1."""
+    if ctx.max_soma_distance_dend is None or col8.size == 0:
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (col8 * 1e-6) / ctx.max_soma_distance_dend[dest]
+    bad = ~((r >= 0) & (r <= 1))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(
+            f"relative dendrite distance r = d / max_soma_distance_dend must lie in 0..1, but a synapse "
+            f"onto neuron {int(dest[i])} has d = {col8[i]} um and max_soma_distance_dend = "
+            f"{ctx.max_soma_distance_dend[dest[i]]!r} m (r = {r[i]!r})", ctx.worklog_path)
+
+
+def _distance_probability(ctx, expr, col8, dest):
+    """p(d) per row: NumPy on distinct arguments (philox) or numexpr as Snudda (snudda)."""
+    d_of = (lambda v: v * 1e-6)  # int column 8 (um) -> float64 metres, as Snudda computes it
+    if ctx.mode == SNUDDA:
+        d = d_of(col8)
+        r = d / ctx.max_soma_distance_dend[dest] if ctx.max_soma_distance_dend is not None else None
+        return expr.evaluate_numexpr(d, r)
+    if expr.uses_r:
+        d = d_of(col8)
+        return expr.evaluate(d, d / ctx.max_soma_distance_dend[dest])
+    lo, hi = int(col8.min()), int(col8.max())
+    if hi - lo < 4 * col8.size + 4096:  # dense table over the values' range
+        table = expr.evaluate(d_of(np.arange(lo, hi + 1, dtype=np.int64)))
+        return table[col8 - lo]
+    values, inverse = np.unique(col8, return_inverse=True)
+    return expr.evaluate(d_of(values.astype(np.int64)))[inverse]
+
+
+def _cluster_counts(coords):
+    """For (G, m, 3) int64 coordinates: per row, rows within the cluster radius (itself included)."""
+    sq = np.zeros(coords.shape[:2] + (coords.shape[1],), dtype=np.int64)
+    for a in range(3):  # per axis, to keep only one (G, m, m) temporary
+        diff = coords[:, :, None, a] - coords[:, None, :, a]
+        sq += diff * diff
+    return sq
+
+
+def _cluster_select(ctx, coords_of, cand_pos, cand_group, n_keep_of_group, stable):
+    """Cluster pruning for many groups at once, batched by candidate count.
+
+    Parameters
+    ----------
+    coords_of : callable
+        Maps chunk-order row positions to (k, 3) int64 voxel coordinates.
+    cand_pos, cand_group : ndarray
+        Candidate rows (positions, grouped and ascending within a group) and their group.
+    n_keep_of_group : ndarray
+        Rows to keep per group (indexed by group id).
+    stable : bool
+        Ties by lower index (philox) or NumPy's default argsort order (snudda).
+
+    Returns
+    -------
+    ndarray
+        Positions of the rows to keep.
+    """
+    threshold = CLUSTER_DISTANCE / ctx.voxel_size
+    groups, first, m_of = np.unique(cand_group, return_index=True, return_counts=True)
+    kept = []
+    for m in np.unique(m_of):  # one pass per distinct candidate count, not per group
+        sel = np.flatnonzero(m_of == m)
+        per_batch = max(1, CLUSTER_BATCH_ENTRIES // int(m * m))
+        for b in range(0, sel.size, per_batch):
+            s = sel[b:b + per_batch]
+            pos = cand_pos[first[s][:, None] + np.arange(m)]  # (G, m)
+            coords = coords_of(pos.reshape(-1)).reshape(s.size, m, 3)
+            counts = np.zeros((s.size, m), dtype=np.int64)
+            rows_per_block = max(1, CLUSTER_BATCH_ENTRIES // max(1, s.size * m))
+            for r0 in range(0, m, rows_per_block):  # blocks of rows for very large groups
+                sub = coords[:, r0:r0 + rows_per_block]
+                sq = np.zeros((s.size, sub.shape[1], m), dtype=np.int64)
+                for a in range(3):
+                    diff = sub[:, :, None, a] - coords[:, None, :, a]
+                    sq += diff * diff
+                counts[:, r0:r0 + rows_per_block] = (np.sqrt(sq.astype(np.float64)) < threshold).sum(axis=2)
+            order = np.argsort(-counts, axis=1, kind="stable" if stable else None)
+            take = np.arange(m)[None, :] < n_keep_of_group[groups[s]][:, None]
+            kept.append(np.take_along_axis(pos, order, axis=1)[take])
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
+def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None):
+    """Prune all rows onto dest neurons ``[dest_lo, dest_hi)``.
+
+    Parameters
+    ----------
+    ctx : PruneContext
+    kind : network.Kind
+    rows : ndarray of int32, shape (n, width)
+        The chunk's rows, concatenated in source-file order (DESIGN §4).
+    dest_lo, dest_hi : int
+        The chunk's dest range; every row's dest must lie in it.
+    lookup_runs : tuple of ndarray, optional
+        (unique_id, hyper voxel id, start, length) of the chunk's lookup runs;
+        required in snudda mode.
+
+    Returns
+    -------
+    ChunkResult
+    """
+    n = rows.shape[0]
+    is_syn = kind.kind_id == _rng.KIND_SYNAPSE
+    stats = np.zeros((4, pathway_code_size(ctx)), dtype=np.int64)
+    if n == 0:
+        return ChunkResult(rows[:0].copy(), stats, 0)
+    src, dest = rows[:, 0], rows[:, 1]
+    if int(dest.min()) < dest_lo or int(dest.max()) >= dest_hi or int(src.min()) < 0 \
+            or int(src.max()) >= ctx.num_neurons:
+        raise InputError(f"{kind.name} rows disagree with the lookup tables: rows of the slice for dest "
+                         f"neurons {dest_lo}..{dest_hi - 1} name neurons outside that range or outside "
+                         f"0..{ctx.num_neurons - 1}")
+    typ = rows[:, 6] if is_syn else np.full(n, 3, dtype=np.int32)
+    if is_syn and (int(typ.min()) < 0 or int(typ.max()) >= 2 ** 16):
+        raise InputError("synapse channel types must lie in 0 .. 2**16-1")
+
+    # 1. order
+    key = _group_key(ctx, dest, src, typ, dest_lo, dest_hi)
+    if ctx.mode == SNUDDA:
+        if lookup_runs is None:
+            raise ValueError("snudda mode needs the chunk's lookup runs")
+        order = _merge_order(lookup_runs)
+        if order.size != n:
+            raise InputError(f"{kind.name} lookup runs cover {order.size} rows but the slices hold {n}")
+    else:
+        order = _sorted_order(key, dest, src, typ)
+    s_src, s_dest, s_typ = src[order], dest[order], typ[order]
+
+    # 2. segment: a group is a run of equal (dest, src, type) in this order
+    if key is not None:
+        ks = key[order]
+        new = ks[1:] != ks[:-1]
+    else:
+        new = (s_src[1:] != s_src[:-1]) | (s_dest[1:] != s_dest[:-1]) | (s_typ[1:] != s_typ[:-1])
+    starts = np.flatnonzero(np.concatenate(([True], new)))
+    sizes = np.diff(np.append(starts, n))
+    if sizes.max() >= 2 ** 32 - 1:
+        raise InputError("a group has 2**32-1 rows or more")
+    gid = np.repeat(np.arange(starts.size), sizes)
+    pos = np.arange(n, dtype=np.int64) - starts[gid]
+    g_src, g_dest, g_typ = s_src[starts], s_dest[starts], s_typ[starts]
+
+    rules = ctx.rules
+    other = ctx.population_unit[g_src] != ctx.population_unit[g_dest]
+    pidx = rules.parameter_index(ctx.neuron_type[g_src], ctx.neuron_type[g_dest], g_typ, other)
+    has = pidx >= 0
+    p = np.where(has, pidx, 0)  # safe index; masked by `has`
+    live = has.copy()
+
+    if ctx.mode == SNUDDA:
+        draws = _SnuddaDraws(ctx, g_dest, sizes, pidx, gid, pos)
+    else:
+        draws = _PhiloxDraws(ctx, kind.kind_id, g_src, g_dest, g_typ, gid, pos, dest_lo, dest_hi)
+
+    # Distance rule: r must be valid for every group with dist_pruning.
+    g_dist = has & (rules.dist_index[p] >= 0) if rules.dist_index.size else np.zeros_like(has)
+    if g_dist.any():
+        i = np.flatnonzero(g_dist[gid])
+        _check_relative_distance(ctx, rows[order[i], 8], s_dest[i])
+
+    # 3.-4. a3 and mu2 draws per group
+    r_mu2 = None
+    g_draw = has & (rules.has_a3[p] | rules.has_mu2[p]) if rules.has_a3.size else np.zeros_like(has)
+    gd = np.flatnonzero(g_draw)
+    if gd.size:
+        r_a3_sel, r_mu2_sel = draws.group(gd)
+        r_mu2 = np.zeros(starts.size)
+        r_mu2[gd] = r_mu2_sel
+        drop = rules.has_a3[p[gd]] & (r_a3_sel > rules.a3[p[gd]])
+        live[gd[drop]] = False
+
+    # f1 and distance, per row
+    row_live = live[gid]
+    keep = row_live.copy()
+    row_p = p[gid]
+    need = row_live & rules.needs_row_draw[row_p] if rules.f1.size else np.zeros(n, dtype=bool)
+    idx = np.flatnonzero(need)
+    dist_pass = None
+    if idx.size:
+        ip = row_p[idx]
+        with_dist = rules.dist_index[ip] >= 0
+        r_f1, r_dist = draws.rows(idx, both=bool(with_dist.any()))
+        ok = r_f1 < rules.f1[ip]
+        if with_dist.any():
+            dist_pass = np.ones(n, dtype=bool)
+            for e, expr in enumerate(rules.expressions):  # once per distinct expression
+                sel = np.flatnonzero(with_dist & (rules.dist_index[ip] == e))
+                if sel.size == 0:
+                    continue
+                rows_e = idx[sel]
+                prob = _distance_probability(ctx, expr, rows[order[rows_e], 8], s_dest[rows_e])
+                passed = r_dist[sel] < prob
+                dist_pass[rows_e] = passed
+                ok[sel] &= passed
+        keep[idx] = ok
+
+    n_keep = np.add.reduceat(keep.astype(np.int64), starts)
+
+    # soft_max
+    g_sm = live & rules.has_soft_max[p] & (n_keep > rules.soft_max[p]) if rules.has_soft_max.size \
+        else np.zeros_like(live)
+    if g_sm.any():
+        p_keep, _ = ctx.probability_tables(int(n_keep.max()))
+        i = np.flatnonzero(g_sm[gid] & keep)
+        g = gid[i]
+        r_sm = draws.rows_sm(i)
+        keep[i] = r_sm < p_keep[p[g], n_keep[g]]
+        n_keep = np.add.reduceat(keep.astype(np.int64), starts)
+
+    # mu2
+    if r_mu2 is not None:
+        g_mu = np.flatnonzero(live & rules.has_mu2[p])
+        if g_mu.size:
+            _, p_mu = ctx.probability_tables(int(n_keep.max()))
+            drop = p_mu[p[g_mu], n_keep[g_mu]] < r_mu2[g_mu]
+            live[g_mu[drop]] = False
+    keep &= live[gid]
+    n_keep = np.where(live, n_keep, 0)
+
+    # cluster pruning: keep the n most clustered candidates
+    g_cl = live & rules.cluster[p] & (n_keep > 0) if rules.cluster.size else np.zeros_like(live)
+    if g_cl.any():
+        in_cl = g_cl[gid]
+        cand = in_cl if dist_pass is None else in_cl & dist_pass
+        cand_pos = np.flatnonzero(cand)
+        chosen = _cluster_select(ctx, lambda q: rows[order[q], 2:5].astype(np.int64), cand_pos, gid[cand_pos],
+                                 n_keep, stable=ctx.mode != SNUDDA)
+        keep[in_cl] = False
+        keep[chosen] = True
+
+    # 5. compact
+    kept = np.flatnonzero(keep)
+    out = rows[order[kept]]
+    if is_syn and ctx.share_parameter_id:
+        out[:, 12] = rows[order[starts[gid[kept]]], 12]
+
+    # per-pathway statistics
+    code_g = _pathway_code(ctx, g_src, g_dest, g_typ)
+    size = stats.shape[1]
+    kept_g = np.add.reduceat(keep.astype(np.int64), starts)
+    if ctx.mode == SNUDDA:
+        # runs of one (pair, type) may be split; count pairs on the sorted key
+        uniq_key = np.unique(key[order] if key is not None else np.stack([s_dest, s_src, s_typ], 1), axis=0,
+                             return_index=True)[1]
+        pair_code = code_g[gid[uniq_key]]
+        kept_pairs = np.unique(np.stack([s_dest[kept], s_src[kept], s_typ[kept]], 1), axis=0) \
+            if kept.size else np.zeros((0, 3), dtype=np.int64)
+        stats[2] = np.bincount(pair_code, minlength=size)
+        if kept_pairs.size:
+            stats[3] = np.bincount(_pathway_code(ctx, kept_pairs[:, 1], kept_pairs[:, 0], kept_pairs[:, 2]),
+                                   minlength=size)
+    else:
+        stats[2] = np.bincount(code_g, minlength=size)
+        stats[3] = np.bincount(code_g[kept_g > 0], minlength=size)
+    stats[0] = np.bincount(code_g, weights=sizes, minlength=size).astype(np.int64)
+    stats[1] = np.bincount(code_g, weights=kept_g, minlength=size).astype(np.int64)
+    return ChunkResult(out, stats, n)

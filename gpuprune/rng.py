@@ -1,0 +1,163 @@
+"""Counter-based random numbers: Philox4x32-10 in NumPy, and the draw layout of DESIGN §4.
+
+Every random number gpuprune uses in philox mode is a pure function of
+(seed, dest, src, channel type, data kind, row index within its group), so
+results do not depend on how the work is split, on the order files are read,
+or on whether a CPU or a GPU computes them.  ``kernels/philox.cuh`` holds the
+same generator for the device; both are checked against the published
+Random123 known-answer vectors.
+
+Notes
+-----
+Philox4x32-10 (Salmon et al. 2011) maps a 128-bit counter and a 64-bit key to
+128 random bits through ten rounds of two 32x32->64 bit multiplications and
+xors, bumping the key by the Weyl constants between rounds.  NumPy has no
+32x32->64 "mulhilo", but the full product of two 32-bit values fits in a
+uint64, so every lane is held in a uint64 array whose upper half is zero.
+
+References
+----------
+J. K. Salmon, M. A. Moraes, R. O. Dror and D. E. Shaw, "Parallel random
+numbers: as easy as 1, 2, 3", SC'11, 2011.  Random123 (D. E. Shaw Research).
+"""
+
+import numpy as np
+
+from .errors import InputError
+
+PHILOX_M0 = np.uint64(0xD2511F53)
+PHILOX_M1 = np.uint64(0xCD9E8D57)
+PHILOX_W0 = np.uint64(0x9E3779B9)
+PHILOX_W1 = np.uint64(0xBB67AE85)
+PHILOX_ROUNDS = 10
+
+#: ``ctr[3]`` of the per-neuron key derivation call ("neur").
+KEY_TAG = 0x6E657572
+#: ``ctr[1]`` of the per-group draws (a3, mu2).
+GROUP_ROW = 0xFFFFFFFF
+#: data kinds, folded into ``ctr[2]`` as ``type | kind << 16``.
+KIND_SYNAPSE = 0
+KIND_GAP_JUNCTION = 1
+#: default master seed when neither the user nor the config gives one (as Snudda).
+DEFAULT_SEED = 1003
+
+_MASK32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
+_SHIFT11 = np.uint64(11)
+_TWO_M53 = 2.0 ** -53
+# Lanes processed per pass: small enough that the ~10 temporaries stay in cache.
+_BLOCK = 1 << 14
+
+
+def _as_lane(x, n):
+    """Return ``x`` as a uint64 array of length ``n`` holding 32-bit values."""
+    a = np.asarray(x)
+    if a.ndim == 0:
+        return np.full(n, int(a) & 0xFFFFFFFF, dtype=np.uint64)
+    return a.astype(np.uint64, copy=True) & _MASK32
+
+
+def _philox_block(c0, c1, c2, c3, k0, k1):
+    """Ten Philox rounds, in place on uint64 lane arrays of one block."""
+    p0 = np.empty_like(c0)
+    p1 = np.empty_like(c0)
+    for r in range(PHILOX_ROUNDS):
+        np.multiply(c0, PHILOX_M0, out=p0)
+        np.multiply(c2, PHILOX_M1, out=p1)
+        # (c0, c1, c2, c3) <- (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
+        np.right_shift(p1, _SHIFT32, out=c0)
+        c0 ^= c1
+        c0 ^= k0
+        np.right_shift(p0, _SHIFT32, out=c2)
+        c2 ^= c3
+        c2 ^= k1
+        np.bitwise_and(p1, _MASK32, out=c1)
+        np.bitwise_and(p0, _MASK32, out=c3)
+        if r + 1 < PHILOX_ROUNDS:
+            k0 += PHILOX_W0
+            k0 &= _MASK32
+            k1 += PHILOX_W1
+            k1 &= _MASK32
+
+
+def philox4x32(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 of counters ``(c0, c1, c2, c3)`` under keys ``(k0, k1)``.
+
+    Parameters
+    ----------
+    c0, c1, c2, c3, k0, k1 : array_like of int
+        32-bit counter and key words; scalars broadcast against arrays.
+        Values are taken modulo 2**32.
+
+    Returns
+    -------
+    x0, x1, x2, x3 : ndarray of uint64
+        The four 32-bit output words (held in uint64 arrays).
+    """
+    n = max(np.size(v) for v in (c0, c1, c2, c3, k0, k1))
+    lanes = [_as_lane(v, n) for v in (c0, c1, c2, c3, k0, k1)]
+    for s in range(0, n, _BLOCK):
+        e = min(n, s + _BLOCK)
+        block = [v[s:e] for v in lanes]  # views: rounds run in place
+        _philox_block(*block)
+    return lanes[0], lanes[1], lanes[2], lanes[3]
+
+
+def u01(hi, lo):
+    """Two 32-bit words to a double in [0, 1): ``(((hi << 32) | lo) >> 11) * 2**-53``."""
+    w = (np.asarray(hi, dtype=np.uint64) << _SHIFT32) | np.asarray(lo, dtype=np.uint64)
+    return (w >> _SHIFT11).astype(np.float64) * _TWO_M53
+
+
+def check_seed(seed):
+    """Return ``seed`` as a Python int in 0 .. 2**64-1, or raise :class:`InputError`."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"the random seed must be an integer in 0 .. 2**64-1, got {seed!r}")
+    seed = int(seed)
+    if not 0 <= seed < 2 ** 64:
+        raise InputError(f"the random seed must lie in 0 .. 2**64-1, got {seed}")
+    return seed
+
+
+def neuron_keys(seed, dest):
+    """Per-neuron Philox keys ``(k0, k1)`` for the neuron ids in ``dest``.
+
+    The key of neuron ``d`` is ``(x0, x1)`` of the call with counter
+    ``(d, 0, 0, KEY_TAG)`` and key ``(seed & 0xffffffff, seed >> 32)``.
+    """
+    seed = check_seed(seed)
+    dest = np.asarray(dest)
+    x0, x1, _, _ = philox4x32(dest, 0, 0, KEY_TAG, seed & 0xFFFFFFFF, seed >> 32)
+    return x0, x1
+
+
+def type_word(channel_type, kind):
+    """Counter word 2: ``channel_type | kind << 16``."""
+    return np.asarray(channel_type, dtype=np.uint64) | np.uint64(kind << 16)
+
+
+def row_draws(k0, k1, src, row, tword, *, second=False, both=True):
+    """Per-row draws of DESIGN §4.
+
+    Parameters
+    ----------
+    k0, k1 : ndarray
+        Keys of each row's dest neuron (see :func:`neuron_keys`).
+    src, row, tword : ndarray
+        Source neuron id, row index within the group, and counter word 2.
+    second : bool
+        False: counter word 3 = 0, returns ``(r_f1, r_dist)``.
+        True: counter word 3 = 1, returns ``r_sm``.
+    both : bool
+        With ``second=False``, whether ``r_dist`` is needed too.
+    """
+    x0, x1, x2, x3 = philox4x32(src, row, tword, 1 if second else 0, k0, k1)
+    if second:
+        return u01(x0, x1)
+    return u01(x0, x1), (u01(x2, x3) if both else None)
+
+
+def group_draws(k0, k1, src, tword):
+    """Per-group draws ``(r_a3, r_mu2)`` of DESIGN §4 (counter word 1 = 0xffffffff)."""
+    x0, x1, x2, x3 = philox4x32(src, GROUP_ROW, tword, 0, k0, k1)
+    return u01(x0, x1), u01(x2, x3)

@@ -1,0 +1,197 @@
+"""The chunk pipeline: read slices -> prune -> hand kept rows back in chunk order.
+
+Reading is the budget on a CPU (h5py decompresses under one lock per
+process), so chunks are read *and* pruned by worker processes, one per core
+by default; the parent only writes.  Any :class:`concurrent.futures.Executor`
+can run the tasks (a process pool, an ipyparallel or Dask executor): a task is
+a picklable call of :func:`prune_task`.  Results come back in chunk order, so
+the output never depends on the number of workers.
+"""
+
+import collections
+import multiprocessing
+import os
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from . import engine
+from .errors import InputError
+from .network import KINDS, PROJECTION_HID, open_h5
+
+#: open input files kept per process (LRU)
+MAX_OPEN_FILES = 64
+
+_open_files = OrderedDict()
+_worker_ctx = None
+
+
+def _h5(path):
+    f = _open_files.get(path)
+    if f is None:
+        f = open_h5(path)
+        _open_files[path] = f
+        if len(_open_files) > MAX_OPEN_FILES:
+            _open_files.popitem(last=False)[1].close()
+    else:
+        _open_files.move_to_end(path)
+    return f
+
+
+def close_files():
+    """Close the input files this process holds open."""
+    while _open_files:
+        _open_files.popitem()[1].close()
+
+
+def read_chunk(files, kind, chunk, with_lookup=False):
+    """Read a chunk's rows (and, for snudda mode, its lookup runs).
+
+    Slices are placed in DESIGN §4 file order whatever order ``chunk.slices``
+    lists them in, so the result does not depend on the order files are read.
+
+    Returns
+    -------
+    rows : ndarray of int32, shape (chunk.num_rows, kind.width)
+    lookup_runs : tuple of ndarray or None
+        (unique_id, hyper voxel id, start row in ``rows``, length).
+    """
+    rows = np.empty((chunk.num_rows, kind.width), dtype=np.int32)
+    canonical = sorted(chunk.slices)  # file index order = DESIGN §4 order
+    offsets, off = {}, 0
+    for fi, r0, r1, _, _ in canonical:
+        offsets[fi] = off
+        off += r1 - r0
+    if off != chunk.num_rows:
+        raise InputError(f"chunk {chunk.index}: slices hold {off} rows, planned {chunk.num_rows}")
+    runs = []
+    for fi, r0, r1, l0, l1 in chunk.slices:
+        path, hid = files[fi]
+        f = _h5(path)
+        try:
+            f[kind.matrix].read_direct(rows, np.s_[r0:r1], np.s_[offsets[fi]:offsets[fi] + r1 - r0])
+            if with_lookup:
+                lut = np.asarray(f[kind.lookup][l0:l1], dtype=np.int64)
+        except OSError as exc:
+            raise InputError(f"cannot read rows {r0}..{r1} of '{kind.matrix}' (truncated or corrupt "
+                             f"file?): {exc}", path) from None
+        if with_lookup:
+            length = lut[:, 2] - lut[:, 1]
+            start = lut[:, 1] - r0 + offsets[fi]
+            runs.append((lut[:, 0], np.full(lut.shape[0], hid, dtype=np.int64), start, length))
+    lookup_runs = None
+    if with_lookup:
+        lookup_runs = tuple(np.concatenate([r[i] for r in runs]) if runs else np.zeros(0, dtype=np.int64)
+                            for i in range(4))
+    return rows, lookup_runs
+
+
+def prune_task(files, ctx, kind_name, chunk):
+    """Read and prune one chunk (runs in a worker, or in-process).
+
+    Returns the :class:`engine.ChunkResult` with ``read_s`` and ``compute_s`` set.
+    """
+    ctx = _worker_ctx if ctx is None else ctx
+    kind = KINDS[kind_name]
+    t0 = time.perf_counter()
+    rows, runs = read_chunk(files, kind, chunk, with_lookup=ctx.mode == engine.SNUDDA)
+    t1 = time.perf_counter()
+    result = engine.prune_chunk(ctx, kind, rows, chunk.dest_lo, chunk.dest_hi, lookup_runs=runs)
+    result.read_s = t1 - t0
+    result.compute_s = time.perf_counter() - t1
+    return result
+
+
+def _init_worker(ctx):
+    global _worker_ctx
+    _worker_ctx = ctx
+
+
+def _noop():
+    return os.getpid()
+
+
+def default_workers():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class LocalPool:
+    """A process pool whose workers hold the prune context (sent once, not per task)."""
+
+    def __init__(self, ctx, workers):
+        from concurrent.futures import ProcessPoolExecutor
+
+        methods = multiprocessing.get_all_start_methods()
+        # fork starts in milliseconds and needs no re-import; the parent holds no open HDF5 file here.
+        mp = multiprocessing.get_context("fork" if "fork" in methods else None)
+        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=mp,
+                                            initializer=_init_worker, initargs=(ctx,))
+        self.executor.submit(_noop).result()  # start the workers before any output file is open
+        self.workers = workers
+
+    def submit(self, files, kind_name, chunk):
+        return self.executor.submit(prune_task, files, None, kind_name, chunk)
+
+    def shutdown(self):
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+class ExecutorPool:
+    """Tasks on a user's :class:`concurrent.futures.Executor` (the context travels with each task)."""
+
+    def __init__(self, ctx, executor, workers):
+        self.ctx, self.executor, self.workers = ctx, executor, workers
+
+    def submit(self, files, kind_name, chunk):
+        return self.executor.submit(prune_task, files, self.ctx, kind_name, chunk)
+
+    def shutdown(self):
+        pass
+
+
+class InlinePool:
+    """Run tasks in this process, one at a time (small networks, debugging)."""
+
+    workers = 1
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def submit(self, files, kind_name, chunk):
+        from concurrent.futures import Future
+
+        fut = Future()
+        try:
+            fut.set_result(prune_task(files, self.ctx, kind_name, chunk))
+        except BaseException as exc:  # re-raised by result(), in chunk order
+            fut.set_exception(exc)
+        return fut
+
+    def shutdown(self):
+        close_files()
+
+
+def run_chunks(pool, files, kind_name, chunks, in_flight=None):
+    """Yield ``(chunk, ChunkResult)`` in chunk order, keeping a bounded number of tasks in flight."""
+    in_flight = in_flight or max(2, 2 * pool.workers)
+    pending = collections.deque()
+    it = iter(chunks)
+    for chunk in it:
+        pending.append((chunk, pool.submit(files, kind_name, chunk)))
+        if len(pending) >= in_flight:
+            break
+    while pending:
+        chunk, fut = pending.popleft()
+        result = fut.result()
+        nxt = next(it, None)
+        if nxt is not None:
+            pending.append((nxt, pool.submit(files, kind_name, nxt)))
+        yield chunk, result
+
+
+__all__ = ["PROJECTION_HID", "read_chunk", "prune_task", "run_chunks", "LocalPool", "ExecutorPool",
+           "InlinePool", "default_workers", "close_files"]
