@@ -3,8 +3,9 @@
 Snudda seeds one ``numpy.random.default_rng(seed)`` per destination neuron and
 draws doubles from it with ``rng.random(k)``.  This module reproduces those
 doubles for many streams at once, in pure NumPy, without a Python loop over
-streams or over elements: loops run only over the bits of a jump distance,
-over the steps of a fixed-size block, or over slices of a few million outputs.
+streams or over elements: loops run only over the 8-bit digits of a jump
+distance, over the steps of a block of at most a few hundred outputs, or over
+slices of about a million outputs.
 
 Three pieces are re-implemented from their published algorithms:
 
@@ -16,7 +17,8 @@ Three pieces are re-implemented from their published algorithms:
 
 128-bit numbers are held as two ``uint64`` arrays, ``(high, low)``; NumPy's
 integer arrays wrap modulo ``2**64``, so only the high half of the
-``low x low`` partial product needs 32-bit limbs.
+``low x low`` partial product needs 32-bit limbs.  The ``(2, n)`` layout of
+states returned by :func:`seed_sequence_pcg64_init` follows that split.
 """
 
 import numpy as np
@@ -44,10 +46,17 @@ _MASK32_INT = 0xFFFFFFFF
 PCG64_MULTIPLIER = 0x2360ED051FC65DA44385DF649FCCF645
 _MASK64_INT = (1 << 64) - 1
 _MASK128_INT = (1 << 128) - 1
-# Jump-ahead tables cover every distance below 2**_JUMP_BITS (positions are int64).
-_JUMP_BITS = 64
+# Jump-ahead uses one table lookup per 8-bit digit of the distance; eight
+# levels cover every int64 distance.
+_JUMP_RADIX_BITS = 8
+_JUMP_RADIX = 1 << _JUMP_RADIX_BITS
+_JUMP_LEVELS = 64 // _JUMP_RADIX_BITS
 
 _U64_MASK32 = np.uint64(_MASK32_INT)
+_U64_M_HI = np.uint64(PCG64_MULTIPLIER >> 64)
+_U64_M_LO = np.uint64(PCG64_MULTIPLIER & _MASK64_INT)
+_U64_M_LO0 = np.uint64(PCG64_MULTIPLIER & _MASK32_INT)
+_U64_M_LO1 = np.uint64((PCG64_MULTIPLIER >> 32) & _MASK32_INT)
 _U64_32 = np.uint64(32)
 _U64_1 = np.uint64(1)
 _U64_11 = np.uint64(11)
@@ -56,12 +65,13 @@ _U64_63 = np.uint64(63)
 _U64_64 = np.uint64(64)
 _TWO_POW_M53 = 2.0**-53
 
-# Outputs generated per slice: bounds the temporary (B, W) buffer to 32 MiB.
-_SLICE_OUTPUTS = 1 << 22
+# Outputs per slice: keeps the (B, W) staging buffer at 8 MiB, inside L3 cache,
+# which makes its transpose into output order several times faster.
+_SLICE_OUTPUTS = 1 << 20
 # Lane count where NumPy's uint64 ufuncs run fastest here (arrays stay in L2).
 _MAX_LANES = 1 << 14
 # Entropy words seeded per batch, to keep SeedSequence temporaries in cache.
-_SEED_BATCH = 1 << 16
+_SEED_BATCH = 1 << 14
 
 
 def _hash_constant_sequence(init, mult, count):
@@ -80,18 +90,37 @@ def _hash_constant_sequence(init, mult, count):
 _SS_HASH_A = _hash_constant_sequence(_SS_INIT_A, _SS_MULT_A, _SS_POOL_SIZE * _SS_POOL_SIZE)
 # generate_state(4, uint64) draws 8 uint32 words.
 _SS_HASH_B = _hash_constant_sequence(_SS_INIT_B, _SS_MULT_B, 2 * _SS_POOL_SIZE)
+_SS_HASH_B_U32 = np.array(_SS_HASH_B, dtype=np.uint32)
 
 
-def _hashmix_int(value, call):
-    """Scalar hashmix of a Python int, for the data-independent pool words."""
-    value = ((value ^ _SS_HASH_A[call]) * _SS_HASH_A[call + 1]) & _MASK32_INT
+def _hashmix(value, xor_c, mul_c):
+    """Vectorised SeedSequence hashmix with its xor and multiply constants.
+
+    Works on Python ints (masked to 32 bits) and on ``uint32`` arrays, where
+    NumPy's wrap-around gives the modulo ``2**32``; the constants broadcast.
+    """
+    value = ((value ^ xor_c) * mul_c) & _MASK32_INT
     return value ^ (value >> _SS_XSHIFT)
 
 
-def _hashmix(value, call):
-    """Vectorised hashmix (``uint32`` wrap-around) for hash call number ``call``."""
-    value = (value ^ np.uint32(_SS_HASH_A[call])) * np.uint32(_SS_HASH_A[call + 1])
-    return value ^ (value >> np.uint32(_SS_XSHIFT))
+def _mix_plan():
+    """Constants of SeedSequence's pool filling and cross-mixing, per round.
+
+    Returns the three constant pool words (hashes of the implicit zero
+    entropy words) and, for each source word, the destination words and
+    their ``(xor, multiply)`` hash constants as ``(3, 1)`` ``uint32`` arrays.
+    """
+    # Calls 0..3 fill the pool; calls 4.. cross-mix it, source-major.
+    zero_words = [_hashmix(0, _SS_HASH_A[i], _SS_HASH_A[i + 1]) for i in range(1, _SS_POOL_SIZE)]
+    hash_a = np.array(_SS_HASH_A, dtype=np.uint32)
+    rounds = []
+    call = _SS_POOL_SIZE
+    for i_src in range(_SS_POOL_SIZE):
+        dst = [i for i in range(_SS_POOL_SIZE) if i != i_src]
+        calls = np.arange(call, call + len(dst))
+        rounds.append((i_src, dst, hash_a[calls][:, None], hash_a[calls + 1][:, None]))
+        call += len(dst)
+    return zero_words, rounds
 
 
 def _mix(x, y):
@@ -100,50 +129,55 @@ def _mix(x, y):
     return result ^ (result >> np.uint32(_SS_XSHIFT))
 
 
+_SS_ZERO_WORDS, _SS_MIX_ROUNDS = _mix_plan()
+
+
 def _jump_tables():
-    """Per-bit LCG jump constants ``A_i = M**(2**i)``, ``G_i = sum_{j<2**i} M**j``.
+    """Radix-256 LCG jump tables, shape ``(_JUMP_LEVELS, 4, 256)`` ``uint64``.
 
-    Advancing ``2**i`` steps maps ``s -> A_i s + G_i inc`` (mod 2**128); the
-    doubling rules are ``A_{i+1} = A_i**2`` and ``G_{i+1} = G_i (1 + A_i)``.
+    Advancing ``d`` steps maps ``s -> A_d s + G_d inc`` (mod 2**128) with
+    ``A_d = M**d`` and ``G_d = sum_{i<d} M**i``.  Entry ``[level, :, p]``
+    holds ``(A_hi, A_lo, G_hi, G_lo)`` for ``d = p * 256**level``, built by
+    composing ``(a, g)`` after ``(A, G)`` into ``(a A, a G + g)``.
     """
-    mults, plus = [], []
-    a, g = PCG64_MULTIPLIER, 1
-    for _ in range(_JUMP_BITS):
-        mults.append(a)
-        plus.append(g)
-        g = (g * (1 + a)) & _MASK128_INT
-        a = (a * a) & _MASK128_INT
-    return tuple(mults), tuple(plus)
+    table = np.empty((_JUMP_LEVELS, 4, _JUMP_RADIX), dtype=np.uint64)
+    step_a, step_g = PCG64_MULTIPLIER, 1  # one step at level 0
+    for level in range(_JUMP_LEVELS):
+        a, g = 1, 0
+        for p in range(_JUMP_RADIX):
+            table[level, :, p] = (a >> 64, a & _MASK64_INT, g >> 64, g & _MASK64_INT)
+            a, g = (step_a * a) & _MASK128_INT, (step_a * g + step_g) & _MASK128_INT
+        # After the loop (a, g) advances 256 steps of this level: the next level's unit.
+        step_a, step_g = a, g
+    return table
 
 
-_JUMP_MULT, _JUMP_PLUS = _jump_tables()
+_JUMP_TABLE = _jump_tables()
 
 
-def _mulhi64_const(x, y):
-    """High 64 bits of ``x * y`` for a ``uint64`` array ``x`` and a constant ``y``.
+def _mulhi64(x, y):
+    """High 64 bits of the elementwise products of two ``uint64`` arrays.
 
     Schoolbook product on 32-bit halves; every intermediate sum is below
     ``2**64`` because ``(2**32 - 1)**2 + 2 * (2**32 - 1) < 2**64``.
     """
-    y0 = np.uint64(y & _MASK32_INT)
-    y1 = np.uint64(y >> 32)
     x0 = x & _U64_MASK32
     x1 = x >> _U64_32
+    y0 = y & _U64_MASK32
+    y1 = y >> _U64_32
     lo_lo = x0 * y0
     mid = x1 * y0 + (lo_lo >> _U64_32)
     mid2 = x0 * y1 + (mid & _U64_MASK32)
     return x1 * y1 + (mid >> _U64_32) + (mid2 >> _U64_32)
 
 
-def _mul128_const(hi, lo, k):
-    """``(hi, lo) * k mod 2**128`` for a constant Python int ``k``.
+def _mul128(a_hi, a_lo, b_hi, b_lo):
+    """Elementwise ``a * b mod 2**128`` on ``(high, low)`` ``uint64`` array pairs.
 
-    Only ``lo * k_lo`` needs its full 128-bit product; the cross terms land
-    in the high word, where wrap-around modulo ``2**64`` is exactly right.
+    Only ``a_lo * b_lo`` needs its full 128-bit product; the cross terms land
+    in the high word, where NumPy's wrap-around modulo ``2**64`` is exact.
     """
-    k_hi = np.uint64(k >> 64)
-    k_lo = np.uint64(k & _MASK64_INT)
-    return _mulhi64_const(lo, int(k_lo)) + hi * k_lo + lo * k_hi, lo * k_lo
+    return _mulhi64(a_lo, b_lo) + a_hi * b_lo + a_lo * b_hi, a_lo * b_lo
 
 
 def _add128(a_hi, a_lo, b_hi, b_lo):
@@ -176,23 +210,22 @@ def _seed_batch(entropy):
     """
     n = entropy.size
     # Pool filling: word 0 hashes the seed, words 1..3 hash the implicit zeros.
-    pool = [_hashmix(entropy, 0)]
-    for i in range(1, _SS_POOL_SIZE):
-        pool.append(np.full(n, _hashmix_int(0, i), dtype=np.uint32))
-    # Cross-mixing: every word is folded into every other word, in order.
-    call = _SS_POOL_SIZE
-    for i_src in range(_SS_POOL_SIZE):
-        for i_dst in range(_SS_POOL_SIZE):
-            if i_src != i_dst:
-                pool[i_dst] = _mix(pool[i_dst], _hashmix(pool[i_src], call))
-                call += 1
+    pool = np.empty((_SS_POOL_SIZE, n), dtype=np.uint32)
+    pool[0] = _hashmix(entropy, np.uint32(_SS_HASH_A[0]), np.uint32(_SS_HASH_A[1]))
+    pool[1:] = np.array(_SS_ZERO_WORDS, dtype=np.uint32)[:, None]
+    # Cross-mixing: every word is folded into every other word.  Within one
+    # source word the three updates read the same (unchanged) source, so
+    # they run as one 2-D operation with their consecutive hash constants.
+    for i_src, dst, xor_c, mul_c in _SS_MIX_ROUNDS:
+        pool[dst] = _mix(pool[dst], _hashmix(pool[i_src], xor_c, mul_c))
     # generate_state(4, uint64): 8 uint32 words cycling over the pool, paired
-    # little-endian into uint64 (first word is the low half).
-    words = []
-    for i in range(2 * _SS_POOL_SIZE):
-        value = (pool[i % _SS_POOL_SIZE] ^ np.uint32(_SS_HASH_B[i])) * np.uint32(_SS_HASH_B[i + 1])
-        words.append((value ^ (value >> np.uint32(_SS_XSHIFT))).astype(np.uint64))
-    w = [words[2 * k] | (words[2 * k + 1] << _U64_32) for k in range(4)]
+    # little-endian into uint64 (the first word of a pair is the low half).
+    n_words = 2 * _SS_POOL_SIZE
+    words = pool[np.arange(n_words) % _SS_POOL_SIZE] ^ _SS_HASH_B_U32[:n_words, None]
+    words *= _SS_HASH_B_U32[1 : n_words + 1, None]
+    words ^= words >> np.uint32(_SS_XSHIFT)
+    words = words.astype(np.uint64)
+    w = words[0::2] | (words[1::2] << _U64_32)
     # PCG64.__init__ passes w[0:2] as initstate and w[2:4] as initseq, high word first.
     init_hi, init_lo = w[0], w[1]
     seq_hi, seq_lo = w[2], w[3]
@@ -201,7 +234,7 @@ def _seed_batch(entropy):
     inc_lo = (seq_lo << _U64_1) | _U64_1
     # The first step from state 0 just yields inc.
     s_hi, s_lo = _add128(inc_hi, inc_lo, init_hi, init_lo)
-    s_hi, s_lo = _mul128_const(s_hi, s_lo, PCG64_MULTIPLIER)
+    s_hi, s_lo = _mul128(_U64_M_HI, _U64_M_LO, s_hi, s_lo)
     s_hi, s_lo = _add128(s_hi, s_lo, inc_hi, inc_lo)
     return s_hi, s_lo, inc_hi, inc_lo
 
@@ -270,19 +303,20 @@ def _jump(s_hi, s_lo, c_hi, c_lo, distance):
     """Advance each LCG state by its own ``distance`` steps, in place.
 
     ``s`` and ``c`` are the ``(high, low)`` states and increments; ``distance``
-    is a non-negative ``int64`` array.  Only the lanes whose distance has bit
-    ``i`` set take the ``2**i`` jump, so the loop runs over bits, not lanes.
+    is a non-negative ``int64`` array.  Jumps of different lengths commute,
+    so the distance is split into base-256 digits and each digit's jump is
+    looked up and applied to all lanes at once (digit 0 is the identity).
     """
     if distance.size == 0:
         return
-    n_bits = int(distance.max()).bit_length()
-    for i in range(n_bits):
-        sel = np.flatnonzero((distance >> i) & 1)
-        if sel.size == 0:
-            continue
-        a_hi, a_lo = _mul128_const(s_hi[sel], s_lo[sel], _JUMP_MULT[i])
-        g_hi, g_lo = _mul128_const(c_hi[sel], c_lo[sel], _JUMP_PLUS[i])
-        s_hi[sel], s_lo[sel] = _add128(a_hi, a_lo, g_hi, g_lo)
+    n_levels = -(-int(distance.max()).bit_length() // _JUMP_RADIX_BITS)
+    radix_mask = np.int64(_JUMP_RADIX - 1)
+    for level in range(n_levels):
+        digit = (distance >> np.int64(level * _JUMP_RADIX_BITS)) & radix_mask
+        a_hi, a_lo, g_hi, g_lo = _JUMP_TABLE[level][:, digit]
+        a_hi, a_lo = _mul128(a_hi, a_lo, s_hi, s_lo)
+        g_hi, g_lo = _mul128(g_hi, g_lo, c_hi, c_lo)
+        s_hi[...], s_lo[...] = _add128(a_hi, a_lo, g_hi, g_lo)
 
 
 def _output_doubles(s_hi, s_lo, out):
@@ -307,35 +341,31 @@ class _Stepper:
         self.t2 = np.empty(width, dtype=np.uint64)
         self.t3 = np.empty(width, dtype=np.uint64)
         self.carry = np.empty(width, dtype=bool)
-        self.m_lo = np.uint64(PCG64_MULTIPLIER & _MASK64_INT)
-        self.m_hi = np.uint64(PCG64_MULTIPLIER >> 64)
-        self.m_lo0 = np.uint64(PCG64_MULTIPLIER & _MASK32_INT)
-        self.m_lo1 = np.uint64((PCG64_MULTIPLIER >> 32) & _MASK32_INT)
 
     def step(self, hi, lo, inc_hi, inc_lo):
         """``(hi, lo) <- (hi, lo) * M + inc mod 2**128``, in place."""
         t0, t1, t2, t3 = self.t0, self.t1, self.t2, self.t3
-        # High 64 bits of lo * M_lo from 32-bit halves (see _mulhi64_const).
+        # High 64 bits of lo * M_lo from 32-bit halves (see _mulhi64).
         np.bitwise_and(lo, _U64_MASK32, out=t0)
         np.right_shift(lo, _U64_32, out=t1)
-        np.multiply(t0, self.m_lo0, out=t2)
+        np.multiply(t0, _U64_M_LO0, out=t2)
         np.right_shift(t2, _U64_32, out=t2)
-        np.multiply(t1, self.m_lo0, out=t3)
+        np.multiply(t1, _U64_M_LO0, out=t3)
         np.add(t3, t2, out=t3)
-        np.multiply(t0, self.m_lo1, out=t0)
+        np.multiply(t0, _U64_M_LO1, out=t0)
         np.bitwise_and(t3, _U64_MASK32, out=t2)
         np.add(t0, t2, out=t0)
         np.right_shift(t3, _U64_32, out=t3)
-        np.multiply(t1, self.m_lo1, out=t1)
+        np.multiply(t1, _U64_M_LO1, out=t1)
         np.add(t1, t3, out=t1)
         np.right_shift(t0, _U64_32, out=t0)
         np.add(t1, t0, out=t1)
         # Cross terms only affect the high word, where wrapping is exact.
-        np.multiply(hi, self.m_lo, out=hi)
+        np.multiply(hi, _U64_M_LO, out=hi)
         np.add(hi, t1, out=hi)
-        np.multiply(lo, self.m_hi, out=t0)
+        np.multiply(lo, _U64_M_HI, out=t0)
         np.add(hi, t0, out=hi)
-        np.multiply(lo, self.m_lo, out=lo)
+        np.multiply(lo, _U64_M_LO, out=lo)
         # Add the increment with carry from the low into the high word.
         np.add(lo, inc_lo, out=lo)
         np.less(lo, inc_lo, out=self.carry)
@@ -359,21 +389,24 @@ class _Stepper:
 def _block_size(n_out, n_bits):
     """Steps per lane for a slice of ``n_out`` outputs and ``n_bits``-bit jumps.
 
-    Each lane costs about ``n_bits`` jump-ahead updates (vectorised over lanes)
-    while each block step costs a fixed Python/ufunc overhead; ``B`` near
-    ``sqrt(n_out * n_bits / 2600)`` balances the two on a typical core, and
-    the lane count is capped where NumPy's ufuncs stop fitting in cache.
+    Every lane pays one table-driven jump per 8-bit digit of its start
+    position (about 50 element operations each), while every block step
+    pays a fixed Python and ufunc-dispatch overhead (about 30 calls).
+    ``B = sqrt(n_out * digits / 400)`` balances the two (measured on one
+    x86-64 core); the lane count is capped where NumPy's ufuncs stop
+    fitting in cache.
     """
-    b = int(round(np.sqrt(n_out * max(n_bits, 1) / 2600.0)))
+    digits = max(1, -(-n_bits // _JUMP_RADIX_BITS))
+    b = int(round(np.sqrt(n_out * digits / 400.0)))
     b = max(b, -(-n_out // _MAX_LANES), 1)
     return min(b, n_out)
 
 
 def _generate_slice(out, j0, j1, starts, ends, s0, inc0, n_bits):
-    """Fill ``out[:j1 - j0]`` with outputs ``j0 .. j1-1`` of the concatenation.
+    """Fill ``out`` with outputs ``j0 .. j1-1`` of the concatenated streams.
 
-    Lane ``l`` produces the ``B`` consecutive outputs starting at
-    ``j0 + l * B``; its first state comes from a jump-ahead within its stream,
+    ``out`` is the slice's part of the output.  Lane ``l`` produces the ``B``
+    consecutive outputs starting at ``j0 + l * B``; its first state comes from a jump-ahead within its stream,
     and whenever a new stream begins inside a lane the lane is reset to that
     stream's seeded state and increment just before that step.
     """
@@ -455,16 +488,18 @@ def pcg64_uniform_streams(entropy, lengths, out=None):
     ``rotr64(hi(s) ^ lo(s), hi(s) >> 58)`` from the advanced state (XSL-RR
     128/64); ``Generator.random`` maps it to ``(x >> 11) * 2**-53``.
 
-    The concatenated output is processed in slices of a few million values,
-    each cut into equal blocks of ``B`` consecutive outputs ("lanes"), which
-    may span stream boundaries.  The first state of every lane is found by
-    jump-ahead: advancing ``d`` steps maps ``s -> A_d s + G_d inc`` with
-    ``A_d = M**d`` and ``G_d = sum_{i<d} M**i``; ``d`` is decomposed into
-    bits and precomputed ``(A_{2**i}, G_{2**i})`` are applied to the lanes
-    with bit ``i`` set.  All lanes then step together ``B`` times; a lane
-    that reaches the start of a new stream is reset to that stream's seeded
-    state and increment first.  Python loops therefore run over at most 64
-    jump bits and ``B`` block steps per slice, never over streams or values.
+    The concatenated output is processed in slices of about a million
+    values, each cut into equal blocks of ``B`` consecutive outputs
+    ("lanes", ``B`` at most a few hundred), which may span stream
+    boundaries.  The first state of every lane is found by jump-ahead:
+    advancing ``d`` steps maps ``s -> A_d s + G_d inc`` with ``A_d = M**d``
+    and ``G_d = sum_{i<d} M**i``.  Jumps commute, so ``d`` is split into
+    base-256 digits and, per digit position, the precomputed ``(A, G)`` of
+    each lane's digit is looked up and applied to all lanes at once.  All
+    lanes then step together ``B`` times; a lane that reaches the start of
+    a new stream is first reset to that stream's seeded state and
+    increment.  Python loops therefore run over at most 8 digit positions
+    and ``B`` block steps per slice, never over streams or values.
 
     The 128-bit product keeps ``(high, low)`` ``uint64`` words: the cross
     terms need only their low 64 bits, which NumPy's wrapping multiply
@@ -539,9 +574,10 @@ def pcg64_uniform_at(entropy, stream_index, position):
     Notes
     -----
     Every pair is independent: the stream's seeded state is advanced
-    ``position + 1`` steps by binary-decomposed LCG jump-ahead (see
-    :func:`pcg64_uniform_streams`) and passed through the XSL-RR output.
-    The cost is about ``log2(max(position))`` 128-bit updates per pair, so
+    ``position + 1`` steps by table-driven LCG jump-ahead, one 128-bit
+    multiply-add per base-256 digit of the distance (see
+    :func:`pcg64_uniform_streams`), and passed through the XSL-RR output.
+    That costs several times one LCG step per pair, so
     :func:`pcg64_uniform_streams` is much faster for contiguous runs.
 
     References
@@ -567,13 +603,19 @@ def pcg64_uniform_at(entropy, stream_index, position):
         raise InputError(f"stream indices must lie in [0, {entropy.size})")
     if position.min() < 0 or position.max() >= np.iinfo(np.int64).max:
         raise InputError("positions must be non-negative and below 2**63 - 1")
-    # Seed each distinct stream once.
-    uniq, inverse = np.unique(stream_index, return_inverse=True)
-    s0, inc0 = seed_sequence_pcg64_init(entropy[uniq])
-    s_hi, s_lo = s0[0, inverse], s0[1, inverse]
-    c_hi, c_lo = inc0[0, inverse], inc0[1, inverse]
-    # Draw p comes from the state advanced p + 1 times.
-    _jump(s_hi, s_lo, c_hi, c_lo, position + 1)
+    if stream_index.size >= entropy.size:
+        s0, inc0 = seed_sequence_pcg64_init(entropy)
+    else:
+        # Fewer pairs than streams: seed only the streams asked for.
+        used, stream_index = np.unique(stream_index, return_inverse=True)
+        s0, inc0 = seed_sequence_pcg64_init(entropy[used])
     out = np.empty(position.size, dtype=np.float64)
-    _output_doubles(s_hi, s_lo, out)
+    # Cache-sized batches: the 128-bit arithmetic makes many temporaries.
+    for a in range(0, position.size, _MAX_LANES):
+        b = min(position.size, a + _MAX_LANES)
+        idx = stream_index[a:b]
+        s_hi, s_lo = s0[0, idx], s0[1, idx]
+        # Draw p comes from the state advanced p + 1 times.
+        _jump(s_hi, s_lo, inc0[0, idx], inc0[1, idx], position[a:b] + 1)
+        _output_doubles(s_hi, s_lo, out[a:b])
     return out

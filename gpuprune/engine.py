@@ -105,7 +105,7 @@ def _bits(n):
 
 def _group_key(ctx, dest, src, typ, dest_lo, dest_hi):
     """Packed uint64 key (dest - dest_lo, src, type), or None if it needs more than 64 bits."""
-    b_t = _bits(max(int(typ.max()) if typ.size else 0, ctx.max_channel_type_id))
+    b_t = 16  # channel types are checked to be below 2**16
     b_s = _bits(ctx.num_neurons - 1)
     b_d = _bits(max(dest_hi - dest_lo - 1, 0))
     if b_t + b_s + b_d > 64:
@@ -142,38 +142,53 @@ def _merge_order(lookup_runs):
     return np.repeat(start - first, length) + np.arange(total, dtype=np.int64)
 
 
+def _take(a, idx):
+    """``a[idx]``, with ``idx`` None meaning every row (no copy)."""
+    return a if idx is None else a[idx]
+
+
+def _expand(starts, sizes):
+    """Positions of all rows of the groups with the given starts and sizes (ascending)."""
+    total = int(sizes.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.cumsum(sizes) - sizes
+    return np.repeat(starts - first, sizes) + np.arange(total, dtype=np.int64)
+
+
 class _PhiloxDraws:
     """Philox draws for the groups and rows of one chunk (DESIGN §4)."""
 
-    def __init__(self, ctx, kind_id, g_src, g_dest, g_typ, gid, pos_in_group, dest_lo, dest_hi):
+    def __init__(self, ctx, kind_id, s_src, s_dest, s_typ, pos, dest_lo, dest_hi):
         self.k0, self.k1 = _rng.neuron_keys(ctx.seed, np.arange(dest_lo, dest_hi, dtype=np.int64))
         self.dest_lo = dest_lo
-        self.kind_id = kind_id
-        self.g_src, self.g_dest, self.g_typ = g_src, g_dest, g_typ
-        self.gid, self.pos = gid, pos_in_group
+        self.kind_bits = kind_id << 16
+        self.s_src, self.s_dest, self.s_typ, self.pos = s_src, s_dest, s_typ, pos
 
-    def group(self, g):
-        d = self.g_dest[g] - self.dest_lo
-        tw = _rng.type_word(self.g_typ[g], self.kind_id)
-        return _rng.group_draws(self.k0[d], self.k1[d], self.g_src[g], tw)
+    def _keys_words(self, idx):
+        d = _take(self.s_dest, idx) - self.dest_lo
+        tword = _take(self.s_typ, idx)
+        if self.kind_bits:
+            tword = tword.astype(np.int64) | self.kind_bits
+        return self.k0[d], self.k1[d], _take(self.s_src, idx), tword
 
-    def rows(self, i, both):
-        g = self.gid[i]
-        d = self.g_dest[g] - self.dest_lo
-        tw = _rng.type_word(self.g_typ[g], self.kind_id)
-        return _rng.row_draws(self.k0[d], self.k1[d], self.g_src[g], self.pos[i], tw, both=both)
+    def group(self, starts):
+        k0, k1, src, tword = self._keys_words(starts)
+        return _rng.philox_uniform(src, _rng.GROUP_ROW, tword, 0, k0, k1, both=True)
 
-    def rows_sm(self, i):
-        g = self.gid[i]
-        d = self.g_dest[g] - self.dest_lo
-        tw = _rng.type_word(self.g_typ[g], self.kind_id)
-        return _rng.row_draws(self.k0[d], self.k1[d], self.g_src[g], self.pos[i], tw, second=True)
+    def rows(self, idx, both):
+        k0, k1, src, tword = self._keys_words(idx)
+        return _rng.philox_uniform(src, _take(self.pos, idx), tword, 0, k0, k1, both=both)
+
+    def rows_sm(self, idx):
+        k0, k1, src, tword = self._keys_words(idx)
+        return _rng.philox_uniform(src, _take(self.pos, idx), tword, 1, k0, k1, both=False)[0]
 
 
 class _SnuddaDraws:
     """Snudda's draws: each dest neuron's PCG64 stream, ``3n + 2`` numbers per group with parameters."""
 
-    def __init__(self, ctx, g_dest, sizes, pidx, gid, pos_in_group):
+    def __init__(self, ctx, g_dest, sizes, pidx, pos, gid):
         from ._pcg64 import pcg64_uniform_streams
 
         cost = np.where(pidx >= 0, 3 * sizes + 2, 0).astype(np.int64)
@@ -181,27 +196,27 @@ class _SnuddaDraws:
         dests, first, per_dest = np.unique(g_dest, return_index=True, return_counts=True)
         lengths = np.add.reduceat(cost, first) if first.size else np.zeros(0, dtype=np.int64)
         stream_base = np.cumsum(lengths) - lengths
-        incl = np.cumsum(cost)
-        excl = incl - cost
-        base_of_group = np.repeat(stream_base - excl[first], per_dest)
-        self.offset = excl + base_of_group  # index of each group's first number in `self.u`
-        seeds = _neuron_seed_table(ctx)
-        self.u = pcg64_uniform_streams(seeds[dests], lengths)
+        excl = np.cumsum(cost) - cost
+        # index of each group's first number in `self.u`
+        self.offset = excl + np.repeat(stream_base - excl[first], per_dest)
+        self.u = pcg64_uniform_streams(_neuron_seed_table(ctx)[dests], lengths)
         self.sizes = sizes.astype(np.int64)
-        self.gid, self.pos = gid, pos_in_group
+        self.pos, self.gid = pos, gid
+        self.starts = np.cumsum(self.sizes) - self.sizes
 
-    def group(self, g):
+    def group(self, starts):
+        g = self.gid[starts]
         end = self.offset[g] + 3 * self.sizes[g]
         return self.u[end + 1], self.u[end]  # r_a3 = pool[-1], r_mu2 = pool[-2]
 
-    def rows(self, i, both):
-        g = self.gid[i]
-        base = self.offset[g] + self.pos[i]
+    def rows(self, idx, both):
+        g = _take(self.gid, idx)
+        base = self.offset[g] + _take(self.pos, idx)
         return self.u[base], (self.u[base + self.sizes[g]] if both else None)
 
-    def rows_sm(self, i):
-        g = self.gid[i]
-        return self.u[self.offset[g] + 2 * self.sizes[g] + self.pos[i]]
+    def rows_sm(self, idx):
+        g = _take(self.gid, idx)
+        return self.u[self.offset[g] + 2 * self.sizes[g] + _take(self.pos, idx)]
 
 
 def _neuron_seed_table(ctx):
@@ -212,19 +227,26 @@ def _neuron_seed_table(ctx):
     return cached
 
 
-def _check_relative_distance(ctx, col8, dest):
-    """Every row of a distance-pruned group needs 0 <= r = d / max_soma_distance_dend <= 1."""
-    if ctx.max_soma_distance_dend is None or col8.size == 0:
+def _check_relative_distance(ctx, g_c8_min, g_c8_max, g_dest):
+    """Every row of a distance-pruned group needs 0 <= r = d / max_soma_distance_dend <= 1.
+
+    Division is monotonic, so a group's smallest and largest column-8 values
+    decide; r is computed exactly as Snudda does (float64 d over the widened
+    float32 maximum).
+    """
+    if ctx.max_soma_distance_dend is None or g_dest.size == 0:
         return
+    msd = ctx.max_soma_distance_dend[g_dest]
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = (col8 * 1e-6) / ctx.max_soma_distance_dend[dest]
-    bad = ~((r >= 0) & (r <= 1))
+        r_lo = (g_c8_min * 1e-6) / msd
+        r_hi = (g_c8_max * 1e-6) / msd
+    bad = ~((r_lo >= 0) & (r_hi <= 1))
     if bad.any():
         i = int(np.argmax(bad))
         raise InputError(
-            f"relative dendrite distance r = d / max_soma_distance_dend must lie in 0..1, but a synapse "
-            f"onto neuron {int(dest[i])} has d = {col8[i]} um and max_soma_distance_dend = "
-            f"{ctx.max_soma_distance_dend[dest[i]]!r} m (r = {r[i]!r})", ctx.worklog_path)
+            f"relative dendrite distance r = d / max_soma_distance_dend must lie in 0..1, but synapses "
+            f"onto neuron {int(g_dest[i])} have d = {int(g_c8_min[i])}..{int(g_c8_max[i])} um and "
+            f"max_soma_distance_dend = {msd[i]!r} m", ctx.worklog_path)
 
 
 def _distance_probability(ctx, expr, col8, dest):
@@ -243,15 +265,6 @@ def _distance_probability(ctx, expr, col8, dest):
         return table[col8 - lo]
     values, inverse = np.unique(col8, return_inverse=True)
     return expr.evaluate(d_of(values.astype(np.int64)))[inverse]
-
-
-def _cluster_counts(coords):
-    """For (G, m, 3) int64 coordinates: per row, rows within the cluster radius (itself included)."""
-    sq = np.zeros(coords.shape[:2] + (coords.shape[1],), dtype=np.int64)
-    for a in range(3):  # per axis, to keep only one (G, m, m) temporary
-        diff = coords[:, :, None, a] - coords[:, None, :, a]
-        sq += diff * diff
-    return sq
 
 
 def _cluster_select(ctx, coords_of, cand_pos, cand_group, n_keep_of_group, stable):
@@ -342,11 +355,16 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None):
             raise InputError(f"{kind.name} lookup runs cover {order.size} rows but the slices hold {n}")
     else:
         order = _sorted_order(key, dest, src, typ)
-    s_src, s_dest, s_typ = src[order], dest[order], typ[order]
+    identity = order.size == n and bool(order[0] == 0) and bool(np.all(np.diff(order) == 1))
+    if identity:  # one sorted file: no gathers needed
+        order = None
+        s_src, s_dest, s_typ = src, dest, typ
+    else:
+        s_src, s_dest, s_typ = src[order], dest[order], typ[order]
 
     # 2. segment: a group is a run of equal (dest, src, type) in this order
     if key is not None:
-        ks = key[order]
+        ks = _take(key, order)
         new = ks[1:] != ks[:-1]
     else:
         new = (s_src[1:] != s_src[:-1]) | (s_dest[1:] != s_dest[:-1]) | (s_typ[1:] != s_typ[:-1])
@@ -354,9 +372,9 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None):
     sizes = np.diff(np.append(starts, n))
     if sizes.max() >= 2 ** 32 - 1:
         raise InputError("a group has 2**32-1 rows or more")
-    gid = np.repeat(np.arange(starts.size), sizes)
-    pos = np.arange(n, dtype=np.int64) - starts[gid]
+    pos = np.arange(n, dtype=np.int64) - np.repeat(starts, sizes)
     g_src, g_dest, g_typ = s_src[starts], s_dest[starts], s_typ[starts]
+    n_groups = starts.size
 
     rules = ctx.rules
     other = ctx.population_unit[g_src] != ctx.population_unit[g_dest]
@@ -364,66 +382,74 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None):
     has = pidx >= 0
     p = np.where(has, pidx, 0)  # safe index; masked by `has`
     live = has.copy()
+    no_rules = not rules.parameter_sets
 
     if ctx.mode == SNUDDA:
-        draws = _SnuddaDraws(ctx, g_dest, sizes, pidx, gid, pos)
+        gid = np.repeat(np.arange(n_groups), sizes)
+        draws = _SnuddaDraws(ctx, g_dest, sizes, pidx, pos, gid)
     else:
-        draws = _PhiloxDraws(ctx, kind.kind_id, g_src, g_dest, g_typ, gid, pos, dest_lo, dest_hi)
+        draws = _PhiloxDraws(ctx, kind.kind_id, s_src, s_dest, s_typ, pos, dest_lo, dest_hi)
 
     # Distance rule: r must be valid for every group with dist_pruning.
-    g_dist = has & (rules.dist_index[p] >= 0) if rules.dist_index.size else np.zeros_like(has)
+    g_dist = np.zeros(n_groups, dtype=bool) if no_rules else has & (rules.dist_index[p] >= 0)
+    c8 = None
     if g_dist.any():
-        i = np.flatnonzero(g_dist[gid])
-        _check_relative_distance(ctx, rows[order[i], 8], s_dest[i])
+        c8 = _take(rows[:, 8], order)
+        _check_relative_distance(ctx, np.minimum.reduceat(c8, starts)[g_dist],
+                                 np.maximum.reduceat(c8, starts)[g_dist], g_dest[g_dist])
 
-    # 3.-4. a3 and mu2 draws per group
+    # a3 and mu2 draws, per group
     r_mu2 = None
-    g_draw = has & (rules.has_a3[p] | rules.has_mu2[p]) if rules.has_a3.size else np.zeros_like(has)
-    gd = np.flatnonzero(g_draw)
-    if gd.size:
-        r_a3_sel, r_mu2_sel = draws.group(gd)
-        r_mu2 = np.zeros(starts.size)
-        r_mu2[gd] = r_mu2_sel
-        drop = rules.has_a3[p[gd]] & (r_a3_sel > rules.a3[p[gd]])
-        live[gd[drop]] = False
+    if not no_rules:
+        gd = np.flatnonzero(has & (rules.has_a3[p] | rules.has_mu2[p]))
+        if gd.size:
+            r_a3_sel, r_mu2_sel = draws.group(starts[gd])
+            r_mu2 = np.zeros(n_groups)
+            r_mu2[gd] = r_mu2_sel
+            drop = rules.has_a3[p[gd]] & (r_a3_sel > rules.a3[p[gd]])
+            live[gd[drop]] = False
 
     # f1 and distance, per row
-    row_live = live[gid]
-    keep = row_live.copy()
-    row_p = p[gid]
-    need = row_live & rules.needs_row_draw[row_p] if rules.f1.size else np.zeros(n, dtype=bool)
-    idx = np.flatnonzero(need)
+    keep = np.repeat(live, sizes)
     dist_pass = None
-    if idx.size:
-        ip = row_p[idx]
-        with_dist = rules.dist_index[ip] >= 0
-        r_f1, r_dist = draws.rows(idx, both=bool(with_dist.any()))
-        ok = r_f1 < rules.f1[ip]
-        if with_dist.any():
+    need_g = np.zeros(n_groups, dtype=bool) if no_rules else live & rules.needs_row_draw[p]
+    if need_g.any():
+        idx = None if need_g.all() else _expand(starts[need_g], sizes[need_g])
+        rp = np.repeat(p[need_g], sizes[need_g])
+        dist_of = rules.dist_index[rp]
+        with_dist = dist_of >= 0
+        any_dist = bool(with_dist.any())
+        r_f1, r_dist = draws.rows(idx, both=any_dist)
+        ok = r_f1 < rules.f1[rp]
+        if any_dist:
             dist_pass = np.ones(n, dtype=bool)
             for e, expr in enumerate(rules.expressions):  # once per distinct expression
-                sel = np.flatnonzero(with_dist & (rules.dist_index[ip] == e))
+                sel = np.flatnonzero(dist_of == e)
                 if sel.size == 0:
                     continue
-                rows_e = idx[sel]
-                prob = _distance_probability(ctx, expr, rows[order[rows_e], 8], s_dest[rows_e])
+                at = sel if idx is None else idx[sel]
+                prob = _distance_probability(ctx, expr, c8[at], s_dest[at])
                 passed = r_dist[sel] < prob
-                dist_pass[rows_e] = passed
+                dist_pass[at] = passed
                 ok[sel] &= passed
-        keep[idx] = ok
+        if idx is None:
+            keep = ok
+        else:
+            keep[idx] = ok
 
-    n_keep = np.add.reduceat(keep.astype(np.int64), starts)
+    n_keep = np.add.reduceat(keep, starts, dtype=np.int64)
 
     # soft_max
-    g_sm = live & rules.has_soft_max[p] & (n_keep > rules.soft_max[p]) if rules.has_soft_max.size \
-        else np.zeros_like(live)
+    g_sm = np.zeros(n_groups, dtype=bool) if no_rules else \
+        live & rules.has_soft_max[p] & (n_keep > rules.soft_max[p])
     if g_sm.any():
         p_keep, _ = ctx.probability_tables(int(n_keep.max()))
-        i = np.flatnonzero(g_sm[gid] & keep)
-        g = gid[i]
-        r_sm = draws.rows_sm(i)
-        keep[i] = r_sm < p_keep[p[g], n_keep[g]]
-        n_keep = np.add.reduceat(keep.astype(np.int64), starts)
+        at = _expand(starts[g_sm], sizes[g_sm])
+        thr = np.repeat(p_keep[p[g_sm], n_keep[g_sm]], sizes[g_sm])
+        at_kept = keep[at]
+        at, thr = at[at_kept], thr[at_kept]
+        keep[at] = draws.rows_sm(at) < thr
+        n_keep = np.add.reduceat(keep, starts, dtype=np.int64)
 
     # mu2
     if r_mu2 is not None:
@@ -431,45 +457,58 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None):
         if g_mu.size:
             _, p_mu = ctx.probability_tables(int(n_keep.max()))
             drop = p_mu[p[g_mu], n_keep[g_mu]] < r_mu2[g_mu]
-            live[g_mu[drop]] = False
-    keep &= live[gid]
+            if drop.any():
+                dropped = g_mu[drop]
+                live[dropped] = False
+                keep[_expand(starts[dropped], sizes[dropped])] = False
     n_keep = np.where(live, n_keep, 0)
 
     # cluster pruning: keep the n most clustered candidates
-    g_cl = live & rules.cluster[p] & (n_keep > 0) if rules.cluster.size else np.zeros_like(live)
+    g_cl = np.zeros(n_groups, dtype=bool) if no_rules else live & rules.cluster[p] & (n_keep > 0)
     if g_cl.any():
-        in_cl = g_cl[gid]
-        cand = in_cl if dist_pass is None else in_cl & dist_pass
-        cand_pos = np.flatnonzero(cand)
-        chosen = _cluster_select(ctx, lambda q: rows[order[q], 2:5].astype(np.int64), cand_pos, gid[cand_pos],
-                                 n_keep, stable=ctx.mode != SNUDDA)
-        keep[in_cl] = False
+        at = _expand(starts[g_cl], sizes[g_cl])
+        cand_pos = at if dist_pass is None else at[dist_pass[at]]
+        cand_group = np.searchsorted(starts, cand_pos, side="right") - 1
+        chosen = _cluster_select(ctx, lambda q: rows[_take(order, q) if order is not None else q, 2:5]
+                                 .astype(np.int64), cand_pos, cand_group, n_keep, stable=ctx.mode != SNUDDA)
+        keep[at] = False
         keep[chosen] = True
 
     # 5. compact
     kept = np.flatnonzero(keep)
-    out = rows[order[kept]]
+    out = rows[_take(order, kept) if order is not None else kept]
+    kept_g = np.add.reduceat(keep, starts, dtype=np.int64)
     if is_syn and ctx.share_parameter_id:
-        out[:, 12] = rows[order[starts[gid[kept]]], 12]
+        first_rows = _take(order, starts) if order is not None else starts
+        out[:, 12] = np.repeat(rows[first_rows, 12], kept_g)
 
     # per-pathway statistics
     code_g = _pathway_code(ctx, g_src, g_dest, g_typ)
     size = stats.shape[1]
-    kept_g = np.add.reduceat(keep.astype(np.int64), starts)
-    if ctx.mode == SNUDDA:
-        # runs of one (pair, type) may be split; count pairs on the sorted key
-        uniq_key = np.unique(key[order] if key is not None else np.stack([s_dest, s_src, s_typ], 1), axis=0,
-                             return_index=True)[1]
-        pair_code = code_g[gid[uniq_key]]
-        kept_pairs = np.unique(np.stack([s_dest[kept], s_src[kept], s_typ[kept]], 1), axis=0) \
-            if kept.size else np.zeros((0, 3), dtype=np.int64)
-        stats[2] = np.bincount(pair_code, minlength=size)
-        if kept_pairs.size:
-            stats[3] = np.bincount(_pathway_code(ctx, kept_pairs[:, 1], kept_pairs[:, 0], kept_pairs[:, 2]),
-                                   minlength=size)
+    stats[0] = np.bincount(code_g, weights=sizes, minlength=size).astype(np.int64)
+    stats[1] = np.bincount(code_g, weights=kept_g, minlength=size).astype(np.int64)
+    if ctx.mode == SNUDDA and key is not None and not _is_sorted(_take(key, order)):
+        # runs of one (pair, type) may be split in merge order: count pairs on the sorted key
+        ks = np.sort(_take(key, order))
+        stats[2] = np.bincount(_pathway_code(ctx, *_unpack_key(ctx, ks[np.concatenate(([True], ks[1:] != ks[:-1]))],
+                                                                 dest_lo, dest_hi)), minlength=size)
+        kk = np.unique(_take(key, order)[keep])
+        stats[3] = np.bincount(_pathway_code(ctx, *_unpack_key(ctx, kk, dest_lo, dest_hi)), minlength=size)
     else:
         stats[2] = np.bincount(code_g, minlength=size)
         stats[3] = np.bincount(code_g[kept_g > 0], minlength=size)
-    stats[0] = np.bincount(code_g, weights=sizes, minlength=size).astype(np.int64)
-    stats[1] = np.bincount(code_g, weights=kept_g, minlength=size).astype(np.int64)
     return ChunkResult(out, stats, n)
+
+
+def _is_sorted(a):
+    return a.size < 2 or bool(np.all(a[1:] >= a[:-1]))
+
+
+def _unpack_key(ctx, key, dest_lo, dest_hi):
+    """Inverse of :func:`_group_key`: (src, dest, type) arrays."""
+    b_t = 16
+    b_s = _bits(ctx.num_neurons - 1)
+    typ = (key & np.uint64((1 << b_t) - 1)).astype(np.int64)
+    src = ((key >> np.uint64(b_t)) & np.uint64((1 << b_s) - 1)).astype(np.int64)
+    dest = (key >> np.uint64(b_s + b_t)).astype(np.int64) + dest_lo
+    return src, dest, typ

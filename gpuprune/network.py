@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 
 from .errors import InputError
-from .rules import PruningRules, config_seed, load_config
 from .rng import DEFAULT_SEED, check_seed
+from .rules import PruningRules, config_seed, load_config
 
 log = logging.getLogger("gpuprune")
 

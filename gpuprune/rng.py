@@ -49,35 +49,45 @@ _TWO_M53 = 2.0 ** -53
 _BLOCK = 1 << 14
 
 
-def _as_lane(x, n):
-    """Return ``x`` as a uint64 array of length ``n`` holding 32-bit values."""
-    a = np.asarray(x)
-    if a.ndim == 0:
-        return np.full(n, int(a) & 0xFFFFFFFF, dtype=np.uint64)
-    return a.astype(np.uint64, copy=True) & _MASK32
-
-
 def _philox_block(c0, c1, c2, c3, k0, k1):
-    """Ten Philox rounds, in place on uint64 lane arrays of one block."""
-    p0 = np.empty_like(c0)
-    p1 = np.empty_like(c0)
+    """Ten Philox rounds on uint64 lane arrays of one block; returns the output lanes.
+
+    Lanes may carry garbage above bit 31 ("dirty"): only the multiplicands
+    ``c0``/``c2`` must be clean, so they are masked right before each
+    multiplication and everything else is masked once at the end.  This saves
+    the masking of ``c1``, ``c3`` and the keys in every round.
+    """
     for r in range(PHILOX_ROUNDS):
-        np.multiply(c0, PHILOX_M0, out=p0)
-        np.multiply(c2, PHILOX_M1, out=p1)
-        # (c0, c1, c2, c3) <- (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
-        np.right_shift(p1, _SHIFT32, out=c0)
+        c0 &= _MASK32
+        c2 &= _MASK32
+        p0 = c0 * PHILOX_M0
+        p1 = c2 * PHILOX_M1
+        # (c0, c1, c2, c3) <- (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0); lo parts stay dirty
+        c0 = p1 >> _SHIFT32
         c0 ^= c1
         c0 ^= k0
-        np.right_shift(p0, _SHIFT32, out=c2)
+        c2 = p0 >> _SHIFT32
         c2 ^= c3
         c2 ^= k1
-        np.bitwise_and(p1, _MASK32, out=c1)
-        np.bitwise_and(p0, _MASK32, out=c3)
+        c1, c3 = p1, p0
         if r + 1 < PHILOX_ROUNDS:
-            k0 += PHILOX_W0
-            k0 &= _MASK32
-            k1 += PHILOX_W1
-            k1 &= _MASK32
+            k0 = k0 + PHILOX_W0
+            k1 = k1 + PHILOX_W1
+    return c0 & _MASK32, c1 & _MASK32, c2 & _MASK32, c3 & _MASK32
+
+
+def _lane(v, s, e):
+    """Block ``[s, e)`` of an input word as a fresh uint64 array (scalars broadcast)."""
+    if np.ndim(v) == 0:
+        return np.full(e - s, int(v) & 0xFFFFFFFF, dtype=np.uint64)
+    return np.array(v[s:e], dtype=np.uint64)
+
+
+def _size(*words):
+    sizes = {np.size(w) for w in words if np.ndim(w) > 0}
+    if len(sizes) > 1:
+        raise ValueError(f"counter and key words differ in length: {sorted(sizes)}")
+    return sizes.pop() if sizes else 1
 
 
 def philox4x32(c0, c1, c2, c3, k0, k1):
@@ -86,21 +96,42 @@ def philox4x32(c0, c1, c2, c3, k0, k1):
     Parameters
     ----------
     c0, c1, c2, c3, k0, k1 : array_like of int
-        32-bit counter and key words; scalars broadcast against arrays.
-        Values are taken modulo 2**32.
+        32-bit counter and key words; scalars broadcast against arrays of one
+        common length.  Values are taken modulo 2**32.
 
     Returns
     -------
     x0, x1, x2, x3 : ndarray of uint64
         The four 32-bit output words (held in uint64 arrays).
     """
-    n = max(np.size(v) for v in (c0, c1, c2, c3, k0, k1))
-    lanes = [_as_lane(v, n) for v in (c0, c1, c2, c3, k0, k1)]
+    words = (c0, c1, c2, c3, k0, k1)
+    n = _size(*words)
+    out = [np.empty(n, dtype=np.uint64) for _ in range(4)]
     for s in range(0, n, _BLOCK):
         e = min(n, s + _BLOCK)
-        block = [v[s:e] for v in lanes]  # views: rounds run in place
-        _philox_block(*block)
-    return lanes[0], lanes[1], lanes[2], lanes[3]
+        res = _philox_block(*(_lane(w, s, e) for w in words))
+        for o, r in zip(out, res):
+            o[s:e] = r
+    return tuple(out)
+
+
+def philox_uniform(c0, c1, c2, c3, k0, k1, both=True):
+    """Philox draws as doubles: ``u(x0, x1)`` and, if ``both``, ``u(x2, x3)``.
+
+    Fused block by block (gather, rounds, conversion) so that temporaries stay
+    in cache; equal to :func:`u01` of :func:`philox4x32`'s words.
+    """
+    words = (c0, c1, c2, c3, k0, k1)
+    n = _size(*words)
+    a = np.empty(n, dtype=np.float64)
+    b = np.empty(n, dtype=np.float64) if both else None
+    for s in range(0, n, _BLOCK):
+        e = min(n, s + _BLOCK)
+        x0, x1, x2, x3 = _philox_block(*(_lane(w, s, e) for w in words))
+        a[s:e] = u01(x0, x1)
+        if both:
+            b[s:e] = u01(x2, x3)
+    return a, b
 
 
 def u01(hi, lo):
@@ -146,18 +177,14 @@ def row_draws(k0, k1, src, row, tword, *, second=False, both=True):
     src, row, tword : ndarray
         Source neuron id, row index within the group, and counter word 2.
     second : bool
-        False: counter word 3 = 0, returns ``(r_f1, r_dist)``.
-        True: counter word 3 = 1, returns ``r_sm``.
-    both : bool
-        With ``second=False``, whether ``r_dist`` is needed too.
+        False: counter word 3 = 0, returns ``(r_f1, r_dist)`` (``r_dist`` None
+        unless ``both``).  True: counter word 3 = 1, returns ``r_sm``.
     """
-    x0, x1, x2, x3 = philox4x32(src, row, tword, 1 if second else 0, k0, k1)
     if second:
-        return u01(x0, x1)
-    return u01(x0, x1), (u01(x2, x3) if both else None)
+        return philox_uniform(src, row, tword, 1, k0, k1, both=False)[0]
+    return philox_uniform(src, row, tword, 0, k0, k1, both=both)
 
 
 def group_draws(k0, k1, src, tword):
     """Per-group draws ``(r_a3, r_mu2)`` of DESIGN §4 (counter word 1 = 0xffffffff)."""
-    x0, x1, x2, x3 = philox4x32(src, GROUP_ROW, tword, 0, k0, k1)
-    return u01(x0, x1), u01(x2, x3)
+    return philox_uniform(src, GROUP_ROW, tword, 0, k0, k1, both=True)
