@@ -306,17 +306,20 @@ def _jump(s_hi, s_lo, c_hi, c_lo, distance):
     is a non-negative ``int64`` array.  Jumps of different lengths commute,
     so the distance is split into base-256 digits and each digit's jump is
     looked up and applied to all lanes at once (digit 0 is the identity).
+    Lanes are taken in cache-sized batches: the 128-bit products make many
+    temporaries.
     """
-    if distance.size == 0:
-        return
-    n_levels = -(-int(distance.max()).bit_length() // _JUMP_RADIX_BITS)
     radix_mask = np.int64(_JUMP_RADIX - 1)
-    for level in range(n_levels):
-        digit = (distance >> np.int64(level * _JUMP_RADIX_BITS)) & radix_mask
-        a_hi, a_lo, g_hi, g_lo = _JUMP_TABLE[level][:, digit]
-        a_hi, a_lo = _mul128(a_hi, a_lo, s_hi, s_lo)
-        g_hi, g_lo = _mul128(g_hi, g_lo, c_hi, c_lo)
-        s_hi[...], s_lo[...] = _add128(a_hi, a_lo, g_hi, g_lo)
+    for a in range(0, distance.size, _MAX_LANES):
+        b = min(distance.size, a + _MAX_LANES)
+        d = distance[a:b]
+        n_levels = -(-int(d.max()).bit_length() // _JUMP_RADIX_BITS)
+        for level in range(n_levels):
+            digit = (d >> np.int64(level * _JUMP_RADIX_BITS)) & radix_mask
+            a_hi, a_lo, g_hi, g_lo = _JUMP_TABLE[level][:, digit]
+            a_hi, a_lo = _mul128(a_hi, a_lo, s_hi[a:b], s_lo[a:b])
+            g_hi, g_lo = _mul128(g_hi, g_lo, c_hi[a:b], c_lo[a:b])
+            s_hi[a:b], s_lo[a:b] = _add128(a_hi, a_lo, g_hi, g_lo)
 
 
 def _output_doubles(s_hi, s_lo, out):
@@ -457,7 +460,7 @@ def _generate_slice(out, j0, j1, starts, ends, s0, inc0, n_bits):
         out[full * b : n_out] = buf[: n_out - full * b, full]
 
 
-def pcg64_uniform_streams(entropy, lengths, out=None):
+def pcg64_uniform_streams(entropy, lengths, start=None, out=None):
     """Concatenated ``default_rng(e).random(n)`` doubles for many streams.
 
     Parameters
@@ -466,24 +469,32 @@ def pcg64_uniform_streams(entropy, lengths, out=None):
         Per-stream seeds in ``[0, 2**32)``.
     lengths : array_like of int, shape (n_streams,)
         Number of doubles to draw from each stream (``>= 0``).
+    start : array_like of int, shape (n_streams,), optional
+        Per-stream index of the first double to return (``>= 0``), for a
+        stream whose earlier doubles were drawn by a previous call; 0 when
+        omitted.
     out : numpy.ndarray of float64, shape (lengths.sum(),), optional
         Contiguous array to write into; allocated when omitted.
 
     Returns
     -------
     numpy.ndarray of float64, shape (lengths.sum(),)
-        For each stream ``i`` in order, the first ``lengths[i]`` values of
-        ``numpy.random.default_rng(int(entropy[i])).random(lengths[i])``,
-        bit for bit.
+        For each stream ``i`` in order, doubles ``start[i]`` to
+        ``start[i] + lengths[i] - 1`` of the sequence that repeated
+        ``numpy.random.default_rng(int(entropy[i])).random(k)`` calls return,
+        bit for bit; with ``start`` omitted, exactly
+        ``default_rng(int(entropy[i])).random(lengths[i])``.
 
     Raises
     ------
     InputError
-        If the shapes differ, a length is negative, or a seed is out of range.
+        If the shapes differ, a length or start is negative, or a seed is out
+        of range.
 
     Notes
     -----
-    Each stream is seeded with :func:`seed_sequence_pcg64_init`.  PCG64
+    Each stream is seeded with :func:`seed_sequence_pcg64_init` (and jumped
+    ``start`` steps ahead).  PCG64
     advances a 128-bit LCG ``s <- M s + inc (mod 2**128)`` and outputs
     ``rotr64(hi(s) ^ lo(s), hi(s) >> 58)`` from the advanced state (XSL-RR
     128/64); ``Generator.random`` maps it to ``(x >> 11) * 2**-53``.
@@ -525,6 +536,15 @@ def pcg64_uniform_streams(entropy, lengths, out=None):
         raise InputError(f"got {entropy.size} stream seeds but {lengths.size} stream lengths")
     if lengths.size and lengths.min() < 0:
         raise InputError("stream lengths must be non-negative")
+    if start is not None:
+        start = np.asarray(start).reshape(-1)
+        if start.size and start.dtype.kind not in "iu":
+            raise InputError(f"stream starts must be integers, got dtype {start.dtype}")
+        start = start.astype(np.int64, copy=False)
+        if start.shape != entropy.shape:
+            raise InputError(f"got {entropy.size} stream seeds but {start.size} stream starts")
+        if start.size and (start.min() < 0 or (start.max() + lengths.max()) >= 2**62):
+            raise InputError("stream starts must be non-negative and below 2**62")
     total = int(lengths.sum())
     if out is None:
         out = np.empty(total, dtype=np.float64)
@@ -537,6 +557,8 @@ def pcg64_uniform_streams(entropy, lengths, out=None):
     used = np.flatnonzero(lengths)
     used_len = lengths[used]
     s0, inc0 = seed_sequence_pcg64_init(entropy[used])
+    if start is not None:
+        _jump(s0[0], s0[1], inc0[0], inc0[1], start[used])
     ends = np.cumsum(used_len)
     starts = ends - used_len
     n_bits = int(used_len.max()).bit_length()
@@ -609,13 +631,11 @@ def pcg64_uniform_at(entropy, stream_index, position):
         # Fewer pairs than streams: seed only the streams asked for.
         used, stream_index = np.unique(stream_index, return_inverse=True)
         s0, inc0 = seed_sequence_pcg64_init(entropy[used])
+    s_hi, s_lo = s0[0, stream_index], s0[1, stream_index]
+    # Draw p comes from the state advanced p + 1 times.
+    _jump(s_hi, s_lo, inc0[0, stream_index], inc0[1, stream_index], position + 1)
     out = np.empty(position.size, dtype=np.float64)
-    # Cache-sized batches: the 128-bit arithmetic makes many temporaries.
     for a in range(0, position.size, _MAX_LANES):
         b = min(position.size, a + _MAX_LANES)
-        idx = stream_index[a:b]
-        s_hi, s_lo = s0[0, idx], s0[1, idx]
-        # Draw p comes from the state advanced p + 1 times.
-        _jump(s_hi, s_lo, inc0[0, idx], inc0[1, idx], position[a:b] + 1)
-        _output_doubles(s_hi, s_lo, out[a:b])
+        _output_doubles(s_hi[a:b], s_lo[a:b], out[a:b])
     return out

@@ -11,6 +11,7 @@ import numpy as np
 from . import engine
 from .errors import DeviceError, InputError
 from .network import GAP_JUNCTIONS, SYNAPSES, Network
+from .rng import check_seed
 from .rules import GAP_JUNCTION_CHANNEL
 from .stream import ExecutorPool, InlinePool, LocalPool, close_files, default_workers, run_chunks
 from .writer import OutputWriter
@@ -139,8 +140,9 @@ class Pruner:
                      if rng == engine.SNUDDA else "no GPU backend or device available")
         return "cpu"
 
-    def prune(self, output_file=None, *, rng="philox", device="auto", row_budget=None, workers=None,
-              executor=None, compression="lzf", share_parameter_id=True, file_order=None, progress=None):
+    def prune(self, output_file=None, *, rng="philox", device="auto", random_seed=None, row_budget=None,
+              workers=None, executor=None, compression="lzf", share_parameter_id=True, file_order=None,
+              progress=None):
         """Prune the network and write the output file.
 
         Parameters
@@ -150,6 +152,8 @@ class Pruner:
         rng : {"philox", "snudda"}
             Randomness mode (DESIGN §4).
         device : {"auto", "cpu", "gpu"}
+        random_seed : int, optional
+            Master seed for this run (default: the one the network was opened with).
         row_budget : int, optional
             Rows per chunk (default: 1 M, less to give every worker several chunks).
         workers : int, optional
@@ -160,7 +164,8 @@ class Pruner:
         share_parameter_id : bool
             Give every row of a group its first row's parameter id (Snudda's default).
         file_order : sequence of int, optional
-            Order in which to read the source files (testing; the result does not depend on it).
+            Hyper voxel ids in the order to read their files (-1: projection file);
+            for testing, as the result does not depend on it.
         progress : callable, optional
             ``progress(done_rows, total_rows)`` after each chunk.
 
@@ -176,6 +181,8 @@ class Pruner:
         output_file = os.path.abspath(output_file or os.path.join(net.path, OUTPUT_FILE))
         self._refuse_input_as_output(output_file)
         ctx = engine.PruneContext.from_network(net, mode=rng, share_parameter_id=share_parameter_id)
+        if random_seed is not None:
+            ctx.seed = check_seed(random_seed)
         n_workers = default_workers() if workers is None else int(workers)
         if n_workers < 1:
             raise InputError(f"workers must be at least 1, got {workers}")
@@ -219,7 +226,7 @@ class Pruner:
             output_file=output_file,
             synapses_before=totals["synapses"], synapses_after=counts["synapses"],
             gap_junctions_before=totals["gap_junctions"], gap_junctions_after=counts["gap_junctions"],
-            pathways=self._pathways(ctx, stats), device=device, rng=rng, random_seed=net.random_seed,
+            pathways=self._pathways(ctx, stats), device=device, rng=rng, random_seed=ctx.seed,
             workers=getattr(pool, "workers", 1), chunks=n_chunks,
             timings={"open": self.open_s, "plan": t_plan - t_start, "prune": t_end - t_plan,
                      "total": t_end - t_start, "read": read_s, "compute": compute_s})

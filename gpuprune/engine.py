@@ -311,7 +311,7 @@ def _cluster_select(ctx, coords_of, cand_pos, cand_group, n_keep_of_group, stabl
     return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
 
 
-def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None):
+def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None):
     """Prune all rows onto dest neurons ``[dest_lo, dest_hi)``.
 
     Parameters
@@ -325,6 +325,10 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None):
     lookup_runs : tuple of ndarray, optional
         (unique_id, hyper voxel id, start, length) of the chunk's lookup runs;
         required in snudda mode.
+    draws : callable, optional
+        For tests: ``draws(starts, sizes, pos)`` returns an object with the
+        methods ``group(starts)``, ``rows(idx, both)`` and ``rows_sm(idx)`` that
+        supplies the random numbers instead of the mode's generator.
 
     Returns
     -------
@@ -384,7 +388,9 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None):
     live = has.copy()
     no_rules = not rules.parameter_sets
 
-    if ctx.mode == SNUDDA:
+    if draws is not None:
+        draws = draws(starts, sizes, pos)
+    elif ctx.mode == SNUDDA:
         gid = np.repeat(np.arange(n_groups), sizes)
         draws = _SnuddaDraws(ctx, g_dest, sizes, pidx, pos, gid)
     else:

@@ -365,8 +365,9 @@ class Network:
         """Cut the dest neurons into ranges of at most ``row_budget`` rows.
 
         A dest neuron whose rows alone exceed the budget gets a range of its own.
-        Ranges without rows are left out.  ``file_order`` (a permutation of the
-        file indices) changes only the order in which a chunk lists its slices.
+        Ranges without rows are left out.  ``file_order`` (hyper voxel ids,
+        -1 for the projection file; unlisted files follow) changes only the
+        order in which a chunk lists, and so reads, its slices.
         """
         if row_budget < 1:
             raise InputError(f"row budget must be at least 1, got {row_budget}")
@@ -379,7 +380,10 @@ class Network:
             bounds.append(min(self.num_neurons, max(hi, lo + 1)))
         bounds = np.asarray(bounds, dtype=np.int64)
         sources = self.sources[kind]
-        order = range(len(sources)) if file_order is None else file_order
+        order = range(len(sources))
+        if file_order is not None:
+            rank = {int(h): i for i, h in enumerate(file_order)}
+            order = sorted(order, key=lambda i: rank.get(sources[i].hid, len(rank)))
         # One searchsorted per file over all bounds: no loop per neuron or per chunk here.
         pos = [np.searchsorted(sf.dests, bounds, side="left") for sf in sources]
         chunks = []
