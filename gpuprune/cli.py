@@ -72,8 +72,10 @@ def _add_prune(sub):
 
 
 def _cmd_prune(args):
+    from ._malloc import tune_malloc
     from .api import prune
 
+    tune_malloc()  # this process is ours: let big temporaries be reused (see _malloc.py)
     bar = None if args.quiet else ProgressBar("pruning")
     result = prune(args.network, config_file=args.config, random_seed=args.seed, rng=args.rng,
                    device=args.device, output_file=args.output, workers=args.workers,

@@ -117,11 +117,12 @@ def _group_key(ctx, dest, src, typ, dest_lo, dest_hi):
 
 
 def _sorted_order(key, dest, src, typ):
-    """Stable order by (dest, src, type): a no-op for already sorted input, timsort on runs otherwise."""
+    """Stable order by (dest, src, type); None if already sorted, else timsort (fast on sorted runs)."""
     if key is None:
-        return np.lexsort((typ, src, dest))
-    if key.size < 2 or bool(np.all(key[1:] >= key[:-1])):
-        return np.arange(key.size)
+        order = np.lexsort((typ, src, dest))
+        return None if bool(np.all(np.diff(order) == 1)) and order[0] == 0 else order
+    if _is_sorted(key):
+        return None
     return np.argsort(key, kind="stable")
 
 
@@ -157,32 +158,43 @@ def _expand(starts, sizes):
 
 
 class _PhiloxDraws:
-    """Philox draws for the groups and rows of one chunk (DESIGN §4)."""
+    """Philox draws for the groups and rows of one chunk (DESIGN §4).
+
+    Counter words are gathered block by block inside the generator loop, so
+    that the per-row gathers run in cache.
+    """
 
     def __init__(self, ctx, kind_id, s_src, s_dest, s_typ, pos, dest_lo, dest_hi):
-        self.k0, self.k1 = _rng.neuron_keys(ctx.seed, np.arange(dest_lo, dest_hi, dtype=np.int64))
+        k0, k1 = _rng.neuron_keys(ctx.seed, np.arange(dest_lo, dest_hi, dtype=np.int64))
+        self.k0, self.k1 = k0.astype(np.uint32), k1.astype(np.uint32)
         self.dest_lo = dest_lo
-        self.kind_bits = kind_id << 16
+        self.kind_bits = np.uint32(kind_id << 16)
         self.s_src, self.s_dest, self.s_typ, self.pos = s_src, s_dest, s_typ, pos
 
-    def _keys_words(self, idx):
-        d = _take(self.s_dest, idx) - self.dest_lo
-        tword = _take(self.s_typ, idx)
-        if self.kind_bits:
-            tword = tword.astype(np.int64) | self.kind_bits
-        return self.k0[d], self.k1[d], _take(self.s_src, idx), tword
+    def _draw(self, idx, row, word3, both):
+        """Draws for the rows (or group starts) ``idx`` (None: every row), counter word 1 = ``row``."""
+        n = self.s_src.size if idx is None else idx.size
+
+        def lanes(s, e):
+            i = slice(s, e) if idx is None else idx[s:e]
+            d = self.s_dest[i] - self.dest_lo
+            tword = self.s_typ[i].astype(np.uint32)
+            if self.kind_bits:
+                tword |= self.kind_bits
+            c1 = np.full(e - s, row, dtype=np.uint32) if row is not None else self.pos[i].astype(np.uint32)
+            return (self.s_src[i].astype(np.uint32), c1, tword, np.full(e - s, word3, dtype=np.uint32),
+                    self.k0[d], self.k1[d])
+
+        return _rng.philox_uniform_blocks(n, lanes, both)
 
     def group(self, starts):
-        k0, k1, src, tword = self._keys_words(starts)
-        return _rng.philox_uniform(src, _rng.GROUP_ROW, tword, 0, k0, k1, both=True)
+        return self._draw(starts, _rng.GROUP_ROW, 0, True)
 
     def rows(self, idx, both):
-        k0, k1, src, tword = self._keys_words(idx)
-        return _rng.philox_uniform(src, _take(self.pos, idx), tword, 0, k0, k1, both=both)
+        return self._draw(idx, None, 0, both)
 
     def rows_sm(self, idx):
-        k0, k1, src, tword = self._keys_words(idx)
-        return _rng.philox_uniform(src, _take(self.pos, idx), tword, 1, k0, k1, both=False)[0]
+        return self._draw(idx, None, 1, False)[0]
 
 
 class _SnuddaDraws:
@@ -249,22 +261,30 @@ def _check_relative_distance(ctx, g_c8_min, g_c8_max, g_dest):
             f"max_soma_distance_dend = {msd[i]!r} m", ctx.worklog_path)
 
 
-def _distance_probability(ctx, expr, col8, dest):
-    """p(d) per row: NumPy on distinct arguments (philox) or numexpr as Snudda (snudda)."""
-    d_of = (lambda v: v * 1e-6)  # int column 8 (um) -> float64 metres, as Snudda computes it
+def _metres(col8):
+    """Column 8 (integer um) to float64 metres, the way Snudda computes ``d``."""
+    return col8 * 1e-6
+
+
+def _distance_probability(ctx, expr, col8, dest_of):
+    """p(d) per row: NumPy on distinct arguments (philox) or numexpr as Snudda (snudda).
+
+    ``dest_of()`` returns the rows' dest neurons; it is only called when ``r`` is needed.
+    """
+    msd = ctx.max_soma_distance_dend
     if ctx.mode == SNUDDA:
-        d = d_of(col8)
-        r = d / ctx.max_soma_distance_dend[dest] if ctx.max_soma_distance_dend is not None else None
+        d = _metres(col8)
+        r = d / msd[dest_of()] if expr.uses_r else None
         return expr.evaluate_numexpr(d, r)
-    if expr.uses_r:
-        d = d_of(col8)
-        return expr.evaluate(d, d / ctx.max_soma_distance_dend[dest])
+    if expr.uses_r:  # every (d, dest) pair is its own argument
+        d = _metres(col8)
+        return expr.evaluate(d, d / msd[dest_of()])
     lo, hi = int(col8.min()), int(col8.max())
     if hi - lo < 4 * col8.size + 4096:  # dense table over the values' range
-        table = expr.evaluate(d_of(np.arange(lo, hi + 1, dtype=np.int64)))
-        return table[col8 - lo]
+        table = expr.evaluate(_metres(np.arange(lo, hi + 1, dtype=np.int64)))
+        return table[col8 - np.int32(lo)] if col8.dtype == np.int32 else table[col8 - lo]
     values, inverse = np.unique(col8, return_inverse=True)
-    return expr.evaluate(d_of(values.astype(np.int64)))[inverse]
+    return expr.evaluate(_metres(values.astype(np.int64)))[inverse]
 
 
 def _cluster_select(ctx, coords_of, cand_pos, cand_group, n_keep_of_group, stable):
@@ -339,17 +359,18 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
     stats = np.zeros((4, pathway_code_size(ctx)), dtype=np.int64)
     if n == 0:
         return ChunkResult(rows[:0].copy(), stats, 0)
-    src, dest = rows[:, 0], rows[:, 1]
+    # contiguous copies of the columns that drive grouping (row columns are strided)
+    src, dest = np.ascontiguousarray(rows[:, 0]), np.ascontiguousarray(rows[:, 1])
+    typ = np.ascontiguousarray(rows[:, 6]) if is_syn else np.full(n, 3, dtype=np.int32)
     if int(dest.min()) < dest_lo or int(dest.max()) >= dest_hi or int(src.min()) < 0 \
             or int(src.max()) >= ctx.num_neurons:
         raise InputError(f"{kind.name} rows disagree with the lookup tables: rows of the slice for dest "
                          f"neurons {dest_lo}..{dest_hi - 1} name neurons outside that range or outside "
                          f"0..{ctx.num_neurons - 1}")
-    typ = rows[:, 6] if is_syn else np.full(n, 3, dtype=np.int32)
     if is_syn and (int(typ.min()) < 0 or int(typ.max()) >= 2 ** 16):
         raise InputError("synapse channel types must lie in 0 .. 2**16-1")
 
-    # 1. order
+    # 1. order (None: the rows are in order already, e.g. one sorted file)
     key = _group_key(ctx, dest, src, typ, dest_lo, dest_hi)
     if ctx.mode == SNUDDA:
         if lookup_runs is None:
@@ -357,11 +378,11 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
         order = _merge_order(lookup_runs)
         if order.size != n:
             raise InputError(f"{kind.name} lookup runs cover {order.size} rows but the slices hold {n}")
+        if bool(np.all(np.diff(order) == 1)) and order[0] == 0:
+            order = None
     else:
         order = _sorted_order(key, dest, src, typ)
-    identity = order.size == n and bool(order[0] == 0) and bool(np.all(np.diff(order) == 1))
-    if identity:  # one sorted file: no gathers needed
-        order = None
+    if order is None:
         s_src, s_dest, s_typ = src, dest, typ
     else:
         s_src, s_dest, s_typ = src[order], dest[order], typ[order]
@@ -376,7 +397,7 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
     sizes = np.diff(np.append(starts, n))
     if sizes.max() >= 2 ** 32 - 1:
         raise InputError("a group has 2**32-1 rows or more")
-    pos = np.arange(n, dtype=np.int64) - np.repeat(starts, sizes)
+    pos = np.arange(n, dtype=np.int32) - np.repeat(starts.astype(np.int32), sizes)
     g_src, g_dest, g_typ = s_src[starts], s_dest[starts], s_typ[starts]
     n_groups = starts.size
 
@@ -434,7 +455,7 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
                 if sel.size == 0:
                     continue
                 at = sel if idx is None else idx[sel]
-                prob = _distance_probability(ctx, expr, c8[at], s_dest[at])
+                prob = _distance_probability(ctx, expr, c8[at], lambda at=at: s_dest[at])
                 passed = r_dist[sel] < prob
                 dist_pass[at] = passed
                 ok[sel] &= passed

@@ -45,42 +45,47 @@ _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 _SHIFT11 = np.uint64(11)
 _TWO_M53 = 2.0 ** -53
-# Lanes processed per pass: small enough that the ~10 temporaries stay in cache.
+_W0_32 = np.uint32(0x9E3779B9)
+_W1_32 = np.uint32(0xBB67AE85)
+# Lanes processed per pass: small enough that the temporaries stay in cache.
 _BLOCK = 1 << 14
 
 
 def _philox_block(c0, c1, c2, c3, k0, k1):
-    """Ten Philox rounds on uint64 lane arrays of one block; returns the output lanes.
+    """Ten Philox rounds on uint32 lane arrays of one block; returns the four output lanes.
 
-    Lanes may carry garbage above bit 31 ("dirty"): only the multiplicands
-    ``c0``/``c2`` must be clean, so they are masked right before each
-    multiplication and everything else is masked once at the end.  This saves
-    the masking of ``c1``, ``c3`` and the keys in every round.
+    The 32x32->64 bit products are formed in uint64 and read back through a
+    uint32 view: its odd words are the high halves, its even words the low
+    halves (little-endian), which saves the shifts and masks.  uint32 key
+    additions wrap modulo 2**32 as Philox requires.
     """
+    if np.little_endian:
+        hi, lo = slice(1, None, 2), slice(0, None, 2)
+    else:  # pragma: no cover - big-endian hosts
+        hi, lo = slice(0, None, 2), slice(1, None, 2)
     for r in range(PHILOX_ROUNDS):
-        c0 &= _MASK32
-        c2 &= _MASK32
-        p0 = c0 * PHILOX_M0
-        p1 = c2 * PHILOX_M1
-        # (c0, c1, c2, c3) <- (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0); lo parts stay dirty
-        c0 = p1 >> _SHIFT32
-        c0 ^= c1
+        p0 = c0.astype(np.uint64)
+        p0 *= PHILOX_M0
+        p1 = c2.astype(np.uint64)
+        p1 *= PHILOX_M1
+        v0, v1 = p0.view(np.uint32), p1.view(np.uint32)
+        # (c0, c1, c2, c3) <- (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
+        c0 = v1[hi] ^ c1
         c0 ^= k0
-        c2 = p0 >> _SHIFT32
-        c2 ^= c3
+        c2 = v0[hi] ^ c3
         c2 ^= k1
-        c1, c3 = p1, p0
+        c1, c3 = v1[lo], v0[lo]
         if r + 1 < PHILOX_ROUNDS:
-            k0 = k0 + PHILOX_W0
-            k1 = k1 + PHILOX_W1
-    return c0 & _MASK32, c1 & _MASK32, c2 & _MASK32, c3 & _MASK32
+            k0 = k0 + _W0_32
+            k1 = k1 + _W1_32
+    return c0, c1, c2, c3
 
 
 def _lane(v, s, e):
-    """Block ``[s, e)`` of an input word as a fresh uint64 array (scalars broadcast)."""
+    """Block ``[s, e)`` of an input word as a uint32 array (scalars broadcast)."""
     if np.ndim(v) == 0:
-        return np.full(e - s, int(v) & 0xFFFFFFFF, dtype=np.uint64)
-    return np.array(v[s:e], dtype=np.uint64)
+        return np.full(e - s, int(v) & 0xFFFFFFFF, dtype=np.uint32)
+    return np.asarray(v[s:e]).astype(np.uint32, copy=False)
 
 
 def _size(*words):
@@ -88,6 +93,10 @@ def _size(*words):
     if len(sizes) > 1:
         raise ValueError(f"counter and key words differ in length: {sorted(sizes)}")
     return sizes.pop() if sizes else 1
+
+
+def _slicer(words):
+    return lambda s, e: tuple(_lane(w, s, e) for w in words)
 
 
 def philox4x32(c0, c1, c2, c3, k0, k1):
@@ -101,42 +110,62 @@ def philox4x32(c0, c1, c2, c3, k0, k1):
 
     Returns
     -------
-    x0, x1, x2, x3 : ndarray of uint64
-        The four 32-bit output words (held in uint64 arrays).
+    x0, x1, x2, x3 : ndarray of uint32
+        The four output words.
     """
     words = (c0, c1, c2, c3, k0, k1)
     n = _size(*words)
-    out = [np.empty(n, dtype=np.uint64) for _ in range(4)]
+    lanes = _slicer(words)
+    out = [np.empty(n, dtype=np.uint32) for _ in range(4)]
     for s in range(0, n, _BLOCK):
         e = min(n, s + _BLOCK)
-        res = _philox_block(*(_lane(w, s, e) for w in words))
-        for o, r in zip(out, res):
+        for o, r in zip(out, _philox_block(*lanes(s, e)), strict=True):
             o[s:e] = r
     return tuple(out)
 
 
-def philox_uniform(c0, c1, c2, c3, k0, k1, both=True):
-    """Philox draws as doubles: ``u(x0, x1)`` and, if ``both``, ``u(x2, x3)``.
+def philox_uniform_blocks(n, lanes, both=True):
+    """Philox draws as doubles, with the counter and key words supplied block by block.
 
-    Fused block by block (gather, rounds, conversion) so that temporaries stay
-    in cache; equal to :func:`u01` of :func:`philox4x32`'s words.
+    Parameters
+    ----------
+    n : int
+        Number of draws.
+    lanes : callable
+        ``lanes(s, e)`` returns the six words ``(c0, c1, c2, c3, k0, k1)`` of
+        draws ``s .. e-1`` as uint32 arrays (gathers happen here, in cache).
+    both : bool
+        Also return ``u(x2, x3)``.
+
+    Returns
+    -------
+    a, b : ndarray of float64
+        ``u(x0, x1)`` and ``u(x2, x3)`` (``b`` is None unless ``both``).
     """
-    words = (c0, c1, c2, c3, k0, k1)
-    n = _size(*words)
     a = np.empty(n, dtype=np.float64)
     b = np.empty(n, dtype=np.float64) if both else None
     for s in range(0, n, _BLOCK):
         e = min(n, s + _BLOCK)
-        x0, x1, x2, x3 = _philox_block(*(_lane(w, s, e) for w in words))
+        x0, x1, x2, x3 = _philox_block(*lanes(s, e))
         a[s:e] = u01(x0, x1)
         if both:
             b[s:e] = u01(x2, x3)
     return a, b
 
 
+def philox_uniform(c0, c1, c2, c3, k0, k1, both=True):
+    """Philox draws as doubles: ``u(x0, x1)`` and, if ``both``, ``u(x2, x3)``.
+
+    Computed block by block so that temporaries stay in cache; equal to
+    :func:`u01` of :func:`philox4x32`'s words.
+    """
+    words = (c0, c1, c2, c3, k0, k1)
+    return philox_uniform_blocks(_size(*words), _slicer(words), both)
+
+
 def u01(hi, lo):
     """Two 32-bit words to a double in [0, 1): ``(((hi << 32) | lo) >> 11) * 2**-53``."""
-    w = (np.asarray(hi, dtype=np.uint64) << _SHIFT32) | np.asarray(lo, dtype=np.uint64)
+    w = (np.asarray(hi).astype(np.uint64) << _SHIFT32) | np.asarray(lo).astype(np.uint64)
     return (w >> _SHIFT11).astype(np.float64) * _TWO_M53
 
 

@@ -17,6 +17,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import engine
+from ._malloc import tune_malloc
 from .errors import InputError
 from .network import KINDS, PROJECTION_HID, open_h5
 
@@ -106,6 +107,7 @@ def prune_task(files, ctx, kind_name, chunk):
 def _init_worker(ctx):
     global _worker_ctx
     _worker_ctx = ctx
+    tune_malloc()
 
 
 def _noop():
