@@ -15,7 +15,6 @@
 import argparse
 import datetime
 import json
-import os
 import platform
 import shutil
 import subprocess

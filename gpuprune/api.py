@@ -81,7 +81,8 @@ class PruneResult:
         widths = [max(len(str(r[i])) for r in lines) for i in range(len(head))]
         out = []
         for k, r in enumerate(lines):
-            cells = [str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+            cells = [str(c).ljust(w) if i < 3 else str(c).rjust(w)
+                     for i, (c, w) in enumerate(zip(r, widths, strict=True))]
             out.append("  ".join(cells))
             if k == 0:
                 out.append("  ".join("-" * w for w in widths))

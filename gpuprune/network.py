@@ -94,6 +94,10 @@ def _to_str(value):
     return str(value)
 
 
+def _cat(parts):
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
 def open_h5(path):
     """Open an HDF5 file read-only; a missing or unreadable file is an :class:`InputError`."""
     if not os.path.exists(path):
@@ -345,9 +349,8 @@ class Network:
             prev_uid, prev_end, prev_dest = int(uid[-1]), int(end[-1]), int(dest[-1])
         if prev_end != num_rows:
             raise InputError(f"'{kind.lookup}' covers {prev_end} rows but the file has {num_rows}", path)
-        cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
-        return (cat(dests), np.append(cat(row_starts), num_rows).astype(np.int64),
-                np.append(cat(lut_starts), n).astype(np.int64))
+        return (_cat(dests), np.append(_cat(row_starts), num_rows).astype(np.int64),
+                np.append(_cat(lut_starts), n).astype(np.int64))
 
     # -- planning ------------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ def assert_whole_groups(runs):
     sizes = putative_group_sizes()
     for s, _ in runs:
         keys, kept = np.unique(s[:, [0, 1, 6]], axis=0, return_counts=True)
-        assert all(sizes[tuple(k)] == c for k, c in zip(keys.tolist(), kept.tolist()))
+        assert all(sizes[tuple(k)] == c for k, c in zip(keys.tolist(), kept.tolist(), strict=True))
 
 
 def check(samples, mean, var):
