@@ -9,9 +9,12 @@ Everything is a pure function of the seed and of the position of a value in
 one of a few counter-addressed random streams (PCG64 jumped with ``advance``):
 neuron ``d`` always draws the same numbers, and so do the k-th partner slot and
 the k-th synapse row in canonical (dest, src, channel type) order.  The output
-is therefore identical for any ``max_rows_in_memory``; that value only sets how
-many rows are built at once before they are appended to the chunked,
-lzf-compressed datasets of the hyper voxel files.
+is therefore identical for any ``max_rows_in_memory`` and any number of
+workers; the former only sets how many rows are built at once before they are
+appended to the chunked, lzf-compressed datasets of the hyper voxel files.
+LZF compression (Snudda's filter) is the bottleneck, so several worker
+processes may each own a disjoint set of files: each plans all pairs (cheap)
+but builds and compresses only the rows of its own files.
 
 Cases the generated networks contain on purpose:
 
@@ -30,10 +33,13 @@ Cases the generated networks contain on purpose:
 import argparse
 import json
 import math
+import multiprocessing
 import os
+import queue as queue_module
 import sys
 import time
-from dataclasses import dataclass, field
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -59,7 +65,7 @@ FS, DSPN, ISPN, CHIN, LTS = range(len(NEURON_TYPES))
 # Fraction of neurons and minimum count of each interneuron type; SPNs share the rest.
 INTERNEURON_FRACTION = {FS: 0.02, CHIN: 0.015, LTS: 0.015}
 INTERNEURON_MINIMUM = {FS: 3, CHIN: 2, LTS: 2}
-MIN_NEURONS = 10
+MIN_NEURONS = 12  # room for 3 FS, 2 ChIN, 2 LTS and 2 of each SPN type
 MORPHOLOGY_VARIANTS = (4, 4, 4, 1, 1)
 # Longest dendritic path to the soma, metres (network/neurons/max_soma_distance_dend).
 MAX_DENDRITE_DISTANCE = ((190e-6, 270e-6), (230e-6, 330e-6), (230e-6, 330e-6), (300e-6, 420e-6),
@@ -95,8 +101,20 @@ P_PROJECTION_MIXED = 0.35  # projection-pathway pairs with rows in both that fil
 STREAM_NEURON, STREAM_DEST, STREAM_SLOT, STREAM_ROW = 0, 1, 2, 3
 STREAM_GJ_DEST, STREAM_GJ_SLOT, STREAM_GJ_ROW, STREAM_LAYOUT = 4, 5, 6, 7
 NEURON_WORDS, SLOT_WORDS, ROW_WORDS = 4, 7, 4
-GJ_SLOT_WORDS, GJ_ROW_WORDS = 4, 4
+GJ_SLOT_WORDS, GJ_ROW_WORDS = 5, 4
+
+# Where a pair's synapses sit.
+SIGMA_MAX = 10.0  # largest spread of a pair's synapses around its centre, voxels
+CENTRE_MARGIN = 25  # > SIGMA_MAX * sqrt(6): jitter never leaves the hyper voxel
+DISTANCE_SPREAD = 20.0  # micrometres: spread of a pair's soma distances around its own
+
+# Work sizes.
 NEURON_BLOCK = 1 << 20  # neurons per pass over neuron attributes
+ROW_SLICE = 1 << 16  # rows built at a time, to stay in cache
+CHUNK_CACHE_BYTES = CHUNK_ROWS * SYNAPSE_COLUMNS * 4 * 3 // 2  # one synapse chunk and then some
+AUTO_WORKERS_MIN_ROWS = 2_000_000  # below this, one process
+AUTO_WORKERS_MAX = 16
+MAX_HYPER_VOXELS = 1000
 
 WORK_LOG = os.path.join("log", "network-detect-worklog.hdf5")
 CONFIG_FILE = "network-config.json"
@@ -136,8 +154,8 @@ class _RandomStreams:
 
 
 def _bits(word, shift, nbits):
-    """Bits ``shift .. shift+nbits-1`` of each uint64 as int64."""
-    return ((word >> _U64(shift)) & _U64((1 << nbits) - 1)).astype(np.int64)
+    """Bits ``shift .. shift+nbits-1`` of each uint64 as int64 (nbits < 64)."""
+    return ((word >> _U64(shift)) & _U64((1 << nbits) - 1)).view(np.int64)
 
 
 def _uniform(word, shift=11, nbits=53):
@@ -149,17 +167,6 @@ def _below(u, n):
     """``floor(u * n)`` for u in [0, 1), as int64, never reaching n."""
     n = np.asarray(n)
     return np.minimum((u * n).astype(np.int64), n - 1)
-
-
-def _triangular(word, shift):
-    """An approximately standard-normal draw (unit-variance triangular) from 20 bits."""
-    return (_uniform(word, shift, 10) + _uniform(word, shift + 10, 10) - 1.0) * math.sqrt(6.0)
-
-
-def _irwin_hall(word):
-    """An approximately standard-normal draw from four 16-bit uniforms."""
-    total = sum(_uniform(word, 16 * i, 16) for i in range(4))
-    return (total - 2.0) * math.sqrt(3.0)
 
 
 def _group_sizes_table(max_size, exponent, cutoff):
@@ -363,6 +370,8 @@ class _Plan:
     neighbours: np.ndarray = None  # (files, 26) neighbouring populated file indices, -1 padded
     neighbour_count: np.ndarray = None
     file_voxel_lo: np.ndarray = None  # (files + 1, 3) first voxel of each file's hyper voxel
+    file_hid_column: np.ndarray = None  # (files + 1) column-5 value of each file's rows
+    sections: np.ndarray = None  # dendrite sections per neuron type
     hyper_voxel_width: float = 0.0
     hyper_voxel_ids: np.ndarray = None
     # pathway tables, indexed [pre type, post type]
@@ -385,7 +394,6 @@ class _Plan:
     max_distance_um: np.ndarray = None  # int32: largest allowed column 8 value
     streams: _RandomStreams = None
     layout_rng: np.random.Generator = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def num_files(self):
@@ -417,6 +425,9 @@ def _grid_shape(hyper_voxels, num_neurons):
         shape = tuple(int(x) for x in hyper_voxels)
     if len(shape) != 3 or min(shape) < 1:
         raise InputError(f"hyper_voxels must be a positive int or three positive ints, got {hyper_voxels!r}")
+    if np.prod(shape) > MAX_HYPER_VOXELS:
+        # Every file stays open while rows are appended (and file indices are int16).
+        raise InputError(f"at most {MAX_HYPER_VOXELS} hyper voxels, got {shape}")
     return shape
 
 
@@ -433,7 +444,10 @@ def _layout_hyper_voxels(plan):
         plan.axon_only_hid = int(plan.layout_rng.integers(0, num_grid - 1))
         hids = hids[hids != plan.empty_hid]
     plan.file_hids = hids.astype(np.int64)
-    populated = np.flatnonzero(plan.file_hids != (-2 if plan.axon_only_hid is None else plan.axon_only_hid))
+    plan.file_hid_column = np.append(plan.file_hids, PROJECTION_HID)
+    populated = np.arange(plan.num_files)
+    if plan.axon_only_hid is not None:
+        populated = populated[plan.file_hids != plan.axon_only_hid]
     plan.populated = populated.astype(np.int64)
 
     xyz = np.stack(np.unravel_index(plan.file_hids, plan.grid), axis=1)
@@ -508,7 +522,6 @@ def _partner_tables(plan):
             if weights[post, pre] > 0:
                 mean_types[post] += weights[post, pre] * types_per_pair[plan.pathway[pre, post]]
     plan.mean_slots = plan.synapses_per_neuron / (mean_group * mean_types)
-    plan.extra["mean_rows_per_group"] = mean_group
 
 
 # ----------------------------------------------------------------------------
@@ -572,6 +585,19 @@ def _index_neurons(plan):
 # Synapses: pairs, then rows
 
 
+def _centres(plan, words, side, home):
+    """Global voxel coordinates of a per-pair cluster centre inside the hyper voxel of ``side``.
+
+    The centre keeps CENTRE_MARGIN voxels from the hyper voxel's faces, so the
+    jitter of at most CENTRE_MARGIN - 1 never leaves it.  Projection-file rows
+    lie in the dest's home hyper voxel.
+    """
+    spatial = np.where(side == plan.projection_index, home, side)
+    span = HYPER_VOXEL_SIZE - 2 * CENTRE_MARGIN
+    local = np.stack([CENTRE_MARGIN + ((_bits(words, 21 * i, 21) * span) >> 21) for i in range(3)], axis=1)
+    return plan.file_voxel_lo[spatial] + local
+
+
 def _plan_synapse_pairs(plan, d0, d1, slot_offset):
     """Partner slots of dests d0..d1-1 and the (pair, channel type) groups they make."""
     N = plan.num_neurons
@@ -590,9 +616,9 @@ def _plan_synapse_pairs(plan, d0, d1, slot_offset):
     candidates = np.flatnonzero(src != slot_dest)  # no autapses
     keys, first = np.unique(slot_dest[candidates] * N + src[candidates], return_index=True)
     slot = candidates[first]  # the slot whose draws a pair uses: its first
-    p = {"slots": slots, "num_slots": num_slots, "key": keys, "dest": keys // N, "src": keys % N}
-    pair_pre, pair_post = pre[slot], slot_post[slot]
-    pw = plan.pathway[pair_pre, pair_post]
+    p = {"num_slots": num_slots, "key": keys, "dest": keys // N, "src": keys % N}
+    pair_post = slot_post[slot]
+    pw = plan.pathway[pre[slot], pair_post]
     w2, w3 = s[2][slot], s[3][slot]
 
     # Channel types: two-channel pathways carry both, or one of the two.
@@ -605,12 +631,10 @@ def _plan_synapse_pairs(plan, d0, d1, slot_offset):
 
     # Where the rows go: the dest's home hyper voxel, sometimes also a neighbour.
     home = plan.home_file[p["dest"]].astype(np.int64)
-    has_neighbour = plan.neighbour_count[home] > 0
-    split = (_uniform(w2, 16, 16) < plan.pathway_split[pw]) & has_neighbour
+    split = (_uniform(w2, 16, 16) < plan.pathway_split[pw]) & (plan.neighbour_count[home] > 0)
     nb_pick = _below(_uniform(w2, 32, 16), np.maximum(plan.neighbour_count[home], 1))
-    neighbour = plan.neighbours[home, nb_pick]
     side_a = home.copy()
-    side_b = np.where(split, neighbour, home)
+    side_b = np.where(split, plan.neighbours[home, nb_pick], home)
     if plan.projection:
         proj = plan.pathway_projection[pw]
         primary = proj & (_uniform(w2, 48, 12) < P_PROJECTION_PRIMARY)
@@ -632,66 +656,106 @@ def _plan_synapse_pairs(plan, d0, d1, slot_offset):
         & (side_b != plan.projection_index)
     g_rows = np.where(interleave[g_pair], np.maximum(g_rows, 2), g_rows)
 
-    p.update(pw=pw, home=home, split=split, side_a=side_a, side_b=side_b, g_pair=g_pair, g_type=g_type,
+    p.update(home=home, split=split, side_a=side_a, side_b=side_b, g_pair=g_pair, g_type=g_type,
              g_rows=g_rows, num_interleaved=int(interleave.sum()),
-             centre_a=np.stack([_bits(s[4][slot], 21 * i, 21) for i in range(3)], axis=1),
-             centre_b=np.stack([_bits(s[5][slot], 21 * i, 21) for i in range(3)], axis=1),
-             sigma=1.0 + 9.0 * _uniform(s[6][slot], 0, 16),
-             axon_base=20.0 + 880.0 * _uniform(s[6][slot], 16, 16))
+             base_a=_centres(plan, s[4][slot], side_a, home), base_b=_centres(plan, s[5][slot], side_b, home),
+             jitter_scale=(1.0 + (SIGMA_MAX - 1.0) * _uniform(s[6][slot], 0, 16)) * (math.sqrt(6.0) / 1024),
+             axon_base=20 + ((_bits(s[6][slot], 16, 16) * 880) >> 16),
+             # A pair's synapses tend to share a dendritic section and soma distance.
+             section=1 + ((_bits(s[6][slot], 32, 16) * plan.sections[pair_post]) >> 16),
+             distance=np.sqrt(_uniform(s[6][slot], 48, 16)) * (plan.max_distance_um[p["dest"]] + 1))
     rows_per_dest = np.bincount(p["dest"][g_pair] - d0, weights=g_rows, minlength=d1 - d0)
     p["rows_per_dest"] = rows_per_dest.astype(np.int64)
     return p
 
 
-def _voxel_coordinates(plan, file_index, home, centre, sigma, words):
-    """Integer voxel coordinates clustered around a per-pair centre, inside the hyper voxel."""
-    spatial = np.where(file_index == plan.projection_index, home, file_index)
-    lo = plan.file_voxel_lo[spatial]
-    local = (centre * HYPER_VOXEL_SIZE) >> 21
-    jitter = np.stack([_triangular(words, 20 * i) for i in range(3)], axis=1) * sigma[:, None]
-    return np.clip(lo + local + np.rint(jitter).astype(np.int64), lo, lo + HYPER_VOXEL_SIZE - 1)
+def _expand_rows(sizes, group_of_row_parent, split, side_a, side_b, words_bit0):
+    """Per row of groups of ``sizes`` rows: its group, its pair, whether it is on side b, its file."""
+    num_rows = int(sizes.sum())
+    r_group = np.repeat(np.arange(len(sizes)), sizes)
+    k = np.arange(num_rows) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    r_pair = r_group if group_of_row_parent is None else group_of_row_parent[r_group]
+    # Row 0 of a split group goes to side a, row 1 to side b, the rest by a coin.
+    on_b = split[r_pair] & ((k == 1) | ((k >= 2) & words_bit0))
+    file_index = np.where(on_b, side_b[r_pair], side_a[r_pair])
+    return r_group, r_pair, on_b, file_index
 
 
-def _synapse_rows(plan, p, row_offset):
-    """The rows of planned groups: (rows sorted by file, then (dest, src, type)), file index, keys."""
-    g_rows = p["g_rows"]
-    num_rows = int(g_rows.sum())
-    r_group = np.repeat(np.arange(len(g_rows)), g_rows)
-    k = np.arange(num_rows) - np.repeat(np.cumsum(g_rows) - g_rows, g_rows)
-    r_pair = p["g_pair"][r_group]
+def _owned_order(file_index, owned):
+    """Indices of the rows in owned files, ordered by file (stable: (dest, src, type) within)."""
+    mine = owned[file_index]
+    if mine.all():
+        return np.argsort(file_index.astype(np.int16), kind="stable")
+    sel = np.flatnonzero(mine)
+    return sel[np.argsort(file_index[sel].astype(np.int16), kind="stable")]
+
+
+def _jitter(words, axis, scale):
+    """Voxel offset along one axis: a triangular draw (two 10-bit uniforms) times the pair's spread."""
+    a = _bits(words, 20 * axis, 10)
+    b = _bits(words, 20 * axis + 10, 10)
+    return np.rint((a - b) * scale).astype(np.int64)
+
+
+def _synapse_rows(plan, p, row_offset, owned):
+    """Rows of the planned groups that lie in owned files, sorted by file then (dest, src, type).
+
+    Returns ``(rows, file_index, keys, channel, listed, targets)``: ``listed``
+    encodes (file, dest) for dests with rows outside their home hyper voxel,
+    ``targets`` the dests with rows in the projection file.
+    """
+    num_rows = int(p["g_rows"].sum())
     w = plan.streams.words(STREAM_ROW, row_offset, num_rows, ROW_WORDS)
+    r_group, r_pair, on_b, file_index = _expand_rows(p["g_rows"], p["g_pair"], p["split"], p["side_a"],
+                                                     p["side_b"], _bits(w[2], 0, 1) == 1)
+    idx = _owned_order(file_index, owned)
+    rows = np.empty((len(idx), SYNAPSE_COLUMNS), dtype=np.int32)
+    fi, keys, channel = file_index[idx], np.empty(len(idx), np.int64), np.empty(len(idx), np.int64)
+    listed = []
+    # Slices that stay in cache; the columns are computed directly in output order.
+    for a in range(0, len(idx), ROW_SLICE):
+        sl = idx[a:a + ROW_SLICE]
+        rp, f, ob = r_pair[sl], file_index[sl], on_b[sl]
+        out = rows[a:a + len(sl)]
+        keys[a:a + len(sl)] = p["key"][rp]
+        channel[a:a + len(sl)] = ch = p["g_type"][r_group[sl]]
+        listed.append(_fill_synapse_rows(plan, p, out, rp, f, ob, ch, [x[sl] for x in w]))
+    listed = np.unique(np.concatenate(listed)) if listed else np.zeros(0, np.int64)
+    targets = np.unique(rows[fi == plan.projection_index, 1]).astype(np.int64)
+    return rows, fi, keys, channel, listed, targets
 
-    split = p["split"][r_pair]
-    on_b = split & ((k == 1) | ((k >= 2) & (_bits(w[2], 0, 1) == 1)))
-    file_index = np.where(on_b, p["side_b"][r_pair], p["side_a"][r_pair])
-    dest = p["dest"][r_pair]
-    channel = p["g_type"][r_group]
-    centre = np.where(on_b[:, None], p["centre_b"][r_pair], p["centre_a"][r_pair])
-    voxel = _voxel_coordinates(plan, file_index, p["home"][r_pair], centre, p["sigma"][r_pair], w[1])
 
-    post = plan.neuron_type[dest].astype(np.int64)
-    rows = np.empty((num_rows, SYNAPSE_COLUMNS), dtype=np.int32)
-    rows[:, 0] = p["src"][r_pair]
+def _fill_synapse_rows(plan, p, rows, rp, fi, ob, channel, w):
+    """Fill a slice of synapse rows; return (file, dest) codes of rows outside the dest's home."""
+    w0, w1, w2, w3 = w
+    dest = p["dest"][rp]
+    rows[:, 0] = p["src"][rp]
     rows[:, 1] = dest
-    rows[:, 2:5] = voxel
-    hid = np.append(plan.file_hids, PROJECTION_HID)
-    rows[:, 5] = hid[file_index]
+    base = p["base_a"][rp]
+    if ob.any():
+        base[ob] = p["base_b"][rp[ob]]
+    scale = p["jitter_scale"][rp]
+    for axis in range(3):
+        rows[:, 2 + axis] = base[:, axis] + _jitter(w1, axis, scale)
+    rows[:, 5] = plan.file_hid_column[fi]
     rows[:, 6] = channel
-    axon_noise = _bits(w[2], 1, 6) - 32
-    rows[:, 7] = np.maximum(0, np.rint(p["axon_base"][r_pair]).astype(np.int64) + axon_noise)
-    # Synapses sit mostly distally, where most dendrite is.
-    reach = plan.max_distance_um[dest].astype(np.int64) + 1
-    rows[:, 8] = np.floor(_uniform(w[2], 16, 32) ** 0.6 * reach).astype(np.int64)
-    rows[:, 9] = 1 + _below(_uniform(w[0], 0, 16), np.array(DENDRITE_SECTIONS)[post])
-    rows[:, 10] = _below(_uniform(w[0], 16, 16), 1001)
-    log_cond = plan.channel_log_mu[channel] + plan.channel_log_sigma[channel] * _irwin_hall(w[3])
+    rows[:, 7] = np.maximum(0, p["axon_base"][rp] + _bits(w2, 1, 6) - 32)
+    # Distance and section: near the pair's own (mostly distal, where most
+    # dendrite is); a quarter of the rows on another section.
+    near = p["distance"][rp] + (_bits(w2, 16, 8) - _bits(w2, 24, 8)) * (DISTANCE_SPREAD / 256)
+    rows[:, 8] = np.clip(near, 0, plan.max_distance_um[dest]).astype(np.int64)
+    other = _bits(w2, 32, 2) == 0
+    section = p["section"][rp]
+    if other.any():
+        section[other] = 1 + ((_bits(w0[other], 0, 16) * plan.sections[plan.neuron_type[dest[other]]]) >> 16)
+    rows[:, 9] = section
+    rows[:, 10] = (_bits(w0, 16, 16) * 1001) >> 16
+    z = (_bits(w3, 0, 16) - _bits(w3, 16, 16)) * (math.sqrt(6.0) / 65536)
+    log_cond = plan.channel_log_mu[channel] + plan.channel_log_sigma[channel] * z
     rows[:, 11] = np.maximum(np.rint(np.exp(log_cond) * 1e12), plan.channel_floor[channel])
-    rows[:, 12] = _below(_uniform(w[0], 32, 32), 1_000_000)
-
-    order = np.argsort(file_index.astype(np.int16), kind="stable")
-    listing = on_b & (file_index != plan.projection_index) & (file_index != p["home"][r_pair])
-    listed = np.unique(file_index[listing] * plan.num_neurons + dest[listing])
-    return rows[order], file_index[order], p["key"][r_pair][order], channel[order], listed
+    rows[:, 12] = (_bits(w0, 32, 32) * 1_000_000) >> 32
+    listing = ob & (fi != plan.projection_index) & (fi != p["home"][rp])
+    return fi[listing] * plan.num_neurons + dest[listing]
 
 
 def _plan_gap_junction_pairs(plan, d0, d1, slot_offset):
@@ -711,74 +775,75 @@ def _plan_gap_junction_pairs(plan, d0, d1, slot_offset):
     home = plan.home_file[dest].astype(np.int64)
     split = (_uniform(s[1][slot], 0, 16) < P_SPLIT_GAP_JUNCTIONS) & (plan.neighbour_count[home] > 0)
     nb_pick = _below(_uniform(s[1][slot], 16, 16), np.maximum(plan.neighbour_count[home], 1))
-    nb = plan.neighbours[home, nb_pick]
-    sizes = _draw_sizes(plan.gap_junction_sizes, _uniform(s[1][slot], 32, 32))
+    side_b = np.where(split, plan.neighbours[home, nb_pick], home)
     return {"num_slots": num_slots, "key": keys, "dest": dest, "src": keys % N, "home": home,
-            "split": split, "side_b": np.where(split, nb, home), "rows": sizes,
-            "centre": np.stack([_bits(s[2][slot], 21 * i, 21) for i in range(3)], axis=1),
-            "sigma": 1.0 + 4.0 * _uniform(s[3][slot], 0, 16)}
+            "split": split, "side_b": side_b,
+            "rows": _draw_sizes(plan.gap_junction_sizes, _uniform(s[1][slot], 32, 32)),
+            "base_a": _centres(plan, s[2][slot], home, home),
+            "base_b": _centres(plan, s[3][slot], side_b, home),
+            "jitter_scale": (1.0 + 4.0 * _uniform(s[4][slot], 0, 16)) * (math.sqrt(6.0) / 1024)}
 
 
-def _gap_junction_rows(plan, p, row_offset):
-    sizes = p["rows"]
-    num_rows = int(sizes.sum())
-    r_pair = np.repeat(np.arange(len(sizes)), sizes)
-    k = np.arange(num_rows) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+def _gap_junction_rows(plan, p, row_offset, owned):
+    """Like :func:`_synapse_rows`, for gap junctions: ``(rows, file_index, keys, listed)``."""
+    num_rows = int(p["rows"].sum())
     w = plan.streams.words(STREAM_GJ_ROW, row_offset, num_rows, GJ_ROW_WORDS)
-    on_b = p["split"][r_pair] & ((k == 1) | ((k >= 2) & (_bits(w[2], 0, 1) == 1)))
-    file_index = np.where(on_b, p["side_b"][r_pair], p["home"][r_pair])
-    dest, src = p["dest"][r_pair], p["src"][r_pair]
-    rows = np.empty((num_rows, GAP_JUNCTION_COLUMNS), dtype=np.int32)
-    rows[:, 0] = src
+    _, r_pair, on_b, file_index = _expand_rows(p["rows"], None, p["split"], p["home"], p["side_b"],
+                                               _bits(w[2], 0, 1) == 1)
+    idx = _owned_order(file_index, owned)
+    rp, fi, ob = r_pair[idx], file_index[idx], on_b[idx]
+    w0, w1, w3 = w[0][idx], w[1][idx], w[3][idx]
+    dest = p["dest"][rp]
+    rows = np.empty((len(idx), GAP_JUNCTION_COLUMNS), dtype=np.int32)
+    rows[:, 0] = p["src"][rp]
     rows[:, 1] = dest
-    rows[:, 2] = _below(_uniform(w[0], 0, 16), DENDRITE_SECTIONS[FS])
-    rows[:, 3] = _below(_uniform(w[0], 16, 16), DENDRITE_SECTIONS[FS])
-    rows[:, 4] = _below(_uniform(w[0], 32, 16), 1001)
-    rows[:, 5] = _below(_uniform(w[0], 48, 16), 1001)
-    rows[:, 6:9] = _voxel_coordinates(plan, file_index, p["home"][r_pair], p["centre"][r_pair],
-                                      p["sigma"][r_pair], w[1])
-    rows[:, 9] = plan.file_hids[file_index]
+    rows[:, 2] = (_bits(w0, 0, 16) * DENDRITE_SECTIONS[FS]) >> 16
+    rows[:, 3] = (_bits(w0, 16, 16) * DENDRITE_SECTIONS[FS]) >> 16
+    rows[:, 4] = (_bits(w0, 32, 16) * 1001) >> 16
+    rows[:, 5] = (_bits(w0, 48, 16) * 1001) >> 16
+    base = p["base_a"][rp]
+    if ob.any():
+        base[ob] = p["base_b"][rp[ob]]
+    scale = p["jitter_scale"][rp]
+    for axis in range(3):
+        rows[:, 6 + axis] = base[:, axis] + _jitter(w1, axis, scale)
+    rows[:, 9] = plan.file_hid_column[fi]
     mu, sigma = plan.gap_junction_log_mu_sigma
-    rows[:, 10] = np.rint(np.exp(mu + sigma * _irwin_hall(w[3])) * 1e12)
-    order = np.argsort(file_index.astype(np.int16), kind="stable")
-    listing = on_b & (file_index != p["home"][r_pair])
-    listed = np.unique(file_index[listing] * plan.num_neurons + dest[listing])
-    return rows[order], file_index[order], p["key"][r_pair][order], listed
+    z = (_bits(w3, 0, 16) - _bits(w3, 16, 16)) * (math.sqrt(6.0) / 65536)
+    rows[:, 10] = np.rint(np.exp(mu + sigma * z) * 1e12)
+    listing = ob & (fi != p["home"][rp])
+    listed = np.unique(fi[listing] * plan.num_neurons + dest[listing])
+    return rows, fi, p["key"][rp], listed
 
 
-def _lookup_runs(file_index, keys, channel, max_channel_type_id, num_files):
-    """Lookup rows of a block sorted by file: (file, unique_id, start, end) per run of one (src, dest)."""
+def _lookup_runs(file_index, keys, channel, max_channel_type_id):
+    """Lookup rows (unique_id, start, end) of rows sorted by file: one per run of one (src, dest)."""
     n = len(keys)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros((0, 3), np.int64), np.zeros(num_files + 2, np.int64)
     change = np.empty(n, dtype=bool)
-    change[0] = True
+    change[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=change[1:])
     change[1:] |= file_index[1:] != file_index[:-1]
     starts = np.flatnonzero(change)
-    ends = np.append(starts[1:], n)
-    run_file = file_index[starts]
     lookup = np.empty((len(starts), 3), dtype=np.int64)
     lookup[:, 0] = keys[starts] * max_channel_type_id + channel[starts]
     lookup[:, 1] = starts
-    lookup[:, 2] = ends
-    run_bounds = np.searchsorted(run_file, np.arange(num_files + 2))
-    return run_file, lookup, run_bounds
+    lookup[:, 2] = np.append(starts[1:], n)
+    return file_index[starts], lookup
 
 
 # ----------------------------------------------------------------------------
 # HDF5 writers
 
 
-def _create_rows(group, name, columns, compression="lzf"):
+def _create_rows(group, name, columns):
     return group.create_dataset(name, shape=(0, columns), maxshape=(None, columns), dtype=np.int32,
-                                chunks=(CHUNK_ROWS, columns), compression=compression)
+                                chunks=(CHUNK_ROWS, columns), compression="lzf")
 
 
 def _create_lookup(group, name):
-    # Snudda writes these contiguous; they are chunked here so they can grow.
+    # Snudda writes these contiguous and uncompressed; chunked here so that they can grow.
     return group.create_dataset(name, shape=(0, 3), maxshape=(None, 3), dtype=np.int64,
-                                chunks=(CHUNK_ROWS, 3), compression="lzf")
+                                chunks=(CHUNK_ROWS, 3))
 
 
 def _append(dataset, values):
@@ -791,27 +856,24 @@ class _RowFile:
     """An HDF5 file whose row matrices and lookup tables grow by appending."""
 
     def __init__(self, path, kinds):
-        # A chunk cache of a few chunks per dataset keeps partial last chunks in memory.
-        self.file = h5py.File(path, "w", libver="latest", rdcc_nbytes=4 * CHUNK_ROWS * 64)
-        self.path = path
+        # The chunk cache must hold a dataset's partly filled last chunk (else it is
+        # compressed, written and read back); more costs memory in every open file.
+        self.file = h5py.File(path, "w", libver="latest", rdcc_nbytes=CHUNK_CACHE_BYTES)
         network = self.file.create_group("network")
-        self.rows = {}
-        self.lookups = {}
+        self.rows, self.lookups, self.counts = {}, {}, {}
         for name, lookup_name, columns in kinds:
             self.rows[name] = _create_rows(network, name, columns)
             self.lookups[name] = _create_lookup(network, lookup_name)
+            self.counts[name] = 0
 
     def append(self, name, rows, lookup):
         if len(rows) == 0:
             return
-        offset = self.rows[name].shape[0]
-        _append(self.rows[name], rows)
         lookup = lookup.copy()
-        lookup[:, 1:] += offset
+        lookup[:, 1:] += self.counts[name]
+        _append(self.rows[name], rows)
         _append(self.lookups[name], lookup)
-
-    def count(self, name):
-        return self.rows[name].shape[0]
+        self.counts[name] += len(rows)
 
     def close(self):
         self.file.close()
@@ -839,35 +901,151 @@ def _write_voxel_meta(f, plan, hid):
     meta.create_dataset("max_dend_voxel_ctr", data=np.int32(6))
 
 
-def _open_writers(plan):
-    os.makedirs(plan.out_dir / "voxels", exist_ok=True)
-    writers = []
-    for hid in plan.file_hids:
-        w = _RowFile(plan.out_dir / VOXEL_FILE_PATTERN.format(hid),
-                     [("synapses", "synapse_lookup", SYNAPSE_COLUMNS),
-                      ("gap_junctions", "gap_junction_lookup", GAP_JUNCTION_COLUMNS)])
-        _write_voxel_meta(w.file, plan, int(hid))
-        w.file.create_dataset("network/max_channel_type_id", data=plan.max_channel_type_id, dtype=int)
-        writers.append(w)
-    if plan.projection:
-        w = _RowFile(plan.out_dir / PROJECTION_FILE, [("synapses", "synapse_lookup", SYNAPSE_COLUMNS)])
-        w.file.create_dataset("config", data=plan.config_json)
-        w.file.create_dataset("network/max_channel_type_id", data=plan.max_channel_type_id, dtype=int)
-        writers.append(w)
+def _open_writers(plan, owned):
+    """A writer per owned file index (the projection file is index ``num_files``)."""
+    writers = {}
+    try:
+        for f in np.flatnonzero(owned[:plan.num_files]):
+            hid = int(plan.file_hids[f])
+            w = writers[int(f)] = _RowFile(plan.out_dir / VOXEL_FILE_PATTERN.format(hid),
+                                           [("synapses", "synapse_lookup", SYNAPSE_COLUMNS),
+                                            ("gap_junctions", "gap_junction_lookup", GAP_JUNCTION_COLUMNS)])
+            _write_voxel_meta(w.file, plan, hid)
+            w.file.create_dataset("network/max_channel_type_id", data=plan.max_channel_type_id, dtype=int)
+        if plan.projection and owned[plan.projection_index]:
+            w = writers[plan.projection_index] = _RowFile(plan.out_dir / PROJECTION_FILE,
+                                                          [("synapses", "synapse_lookup", SYNAPSE_COLUMNS)])
+            w.file.create_dataset("config", data=plan.config_json)
+            w.file.create_dataset("network/max_channel_type_id", data=plan.max_channel_type_id, dtype=int)
+    except BaseException:
+        for w in writers.values():
+            w.close()
+        raise
     return writers
 
 
 def _write_block(writers, name, rows, file_index, keys, channel, plan):
-    run_file, lookup, run_bounds = _lookup_runs(file_index, keys, channel, plan.max_channel_type_id,
-                                                plan.num_files)
     if len(rows) == 0:
         return
+    run_file, lookup = _lookup_runs(file_index, keys, channel, plan.max_channel_type_id)
     row_bounds = np.searchsorted(file_index, np.arange(plan.num_files + 2))
+    run_bounds = np.searchsorted(run_file, np.arange(plan.num_files + 2))
     for f in np.unique(run_file):  # one loop per file touched
         a, b = row_bounds[f], row_bounds[f + 1]
-        runs = lookup[run_bounds[f]:run_bounds[f + 1]].copy()
+        runs = lookup[run_bounds[f]:run_bounds[f + 1]]
         runs[:, 1:] -= a
-        writers[f].append(name, rows[a:b], runs)
+        writers[int(f)].append(name, rows[a:b], runs)
+
+
+# ----------------------------------------------------------------------------
+# Generating the rows of the owned files
+
+
+def _dest_block(plan, d0, budget, slot_offset):
+    """Plan the largest block of dests from d0 whose rows fit the budget (at least one dest)."""
+    expected = max(1.0, 1.5 * plan.synapses_per_neuron)
+    d1 = min(plan.num_neurons, d0 + max(1, min(NEURON_BLOCK, int(budget / expected))))
+    pairs = _plan_synapse_pairs(plan, d0, d1, slot_offset)
+    cumulative = np.cumsum(pairs["rows_per_dest"])
+    if d1 - d0 > 1 and cumulative[-1] > budget:
+        d1 = d0 + max(1, int(np.searchsorted(cumulative, budget, side="right")))
+        pairs = _plan_synapse_pairs(plan, d0, d1, slot_offset)
+    return d1, pairs
+
+
+def _generate_rows(plan, owned, budget, report=None):
+    """Write the rows of the owned files, block of dests after block; return what the work log needs."""
+    writers = _open_writers(plan, owned)
+    listed, targets = [], []
+    slot_offset = row_offset = gj_slot_offset = gj_row_offset = interleaved = 0
+    try:
+        d0 = 0
+        while d0 < plan.num_neurons:  # one loop per block of dest neurons
+            d1, pairs = _dest_block(plan, d0, budget, slot_offset)
+            rows, fi, keys, channel, hv_dests, proj_dests = _synapse_rows(plan, pairs, row_offset, owned)
+            _write_block(writers, "synapses", rows, fi, keys, channel, plan)
+            written = len(rows)
+            slot_offset += pairs["num_slots"]
+            row_offset += int(pairs["g_rows"].sum())
+            interleaved += pairs["num_interleaved"]
+            listed.append(hv_dests)
+            targets.append(proj_dests)
+            del pairs, rows, fi, keys, channel
+            if plan.gap_junctions:
+                gj = _plan_gap_junction_pairs(plan, d0, d1, gj_slot_offset)
+                rows, fi, keys, hv_dests = _gap_junction_rows(plan, gj, gj_row_offset, owned)
+                channel = np.full(len(rows), GAP_JUNCTION_CHANNEL, dtype=np.int64)
+                _write_block(writers, "gap_junctions", rows, fi, keys, channel, plan)
+                written += len(rows)
+                gj_slot_offset += gj["num_slots"]
+                gj_row_offset += int(gj["rows"].sum())
+                listed.append(hv_dests)
+            d0 = d1
+            if report is not None:
+                report(written)
+        counts = np.zeros((2, plan.num_files + 1), dtype=np.int64)
+        for f, w in writers.items():
+            counts[0, f] = w.counts["synapses"]
+            counts[1, f] = w.counts.get("gap_junctions", 0)
+        if plan.projection_index in writers:
+            proj = writers[plan.projection_index].file
+            all_targets = np.concatenate(targets).astype(np.int32)
+            proj.create_dataset("network/num_synapses", data=counts[0, plan.projection_index], dtype=int)
+            proj.create_dataset("network/num_neurons", data=plan.num_neurons, dtype=int)
+            proj.create_dataset("network/all_target_id", data=all_targets)
+    finally:
+        for w in writers.values():
+            w.close()
+    return {"counts": counts, "listed": np.unique(np.concatenate(listed)), "interleaved": interleaved}
+
+
+def _worker(spec, worker, num_workers, budget, queue):
+    """Process entry point: write the files ``worker`` owns (file index % num_workers)."""
+    try:
+        plan = _make_plan(**spec)
+        owned = np.arange(plan.num_files + 1) % num_workers == worker
+        result = _generate_rows(plan, owned, budget, report=lambda n: queue.put(("progress", worker, n)))
+        queue.put(("done", worker, result))
+    except BaseException:
+        queue.put(("error", worker, traceback.format_exc()))
+
+
+def _run_workers(spec, num_workers, budget, report):
+    """Run _generate_rows in worker processes that own disjoint sets of files; merge their results."""
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    queue = context.Queue()
+    processes = [context.Process(target=_worker, args=(spec, i, num_workers, budget, queue), daemon=True)
+                 for i in range(num_workers)]
+    for proc in processes:
+        proc.start()
+    results = {}
+    try:
+        while len(results) < num_workers:
+            try:
+                kind, worker, payload = queue.get(timeout=1.0)
+            except queue_module.Empty:
+                dead = [i for i, proc in enumerate(processes)
+                        if i not in results and proc.exitcode not in (None, 0)]
+                if dead:
+                    code = processes[dead[0]].exitcode
+                    raise RuntimeError(f"synth worker {dead[0]} died with exit code {code}") from None
+                continue
+            if kind == "progress":
+                if report is not None:
+                    report(payload)
+            elif kind == "done":
+                results[worker] = payload
+            else:
+                raise RuntimeError(f"synth worker {worker} failed:\n{payload}")
+    finally:
+        for proc in processes:
+            if proc.is_alive() and len(results) < num_workers:
+                proc.terminate()
+            proc.join()
+    return {"counts": sum(r["counts"] for r in results.values()),
+            "listed": np.unique(np.concatenate([r["listed"] for r in results.values()])),
+            "interleaved": results[0]["interleaved"]}
 
 
 # ----------------------------------------------------------------------------
@@ -1048,8 +1226,6 @@ def _check_arguments(num_neurons, synapses_per_neuron, seed, population_units, m
 def _make_plan(out_dir, num_neurons, synapses_per_neuron, seed, hyper_voxels, gap_junctions, projection,
                population_units):
     type_counts = _type_counts(num_neurons)
-    if type_counts[DSPN] < 2 or type_counts[ISPN] < 2:
-        raise InputError(f"num_neurons={num_neurons} leaves too few SPNs")
     config = _network_config(out_dir, seed, type_counts)
     distributions, channels, max_channel = _connectivity_distributions(config)
     plan = _Plan(out_dir=out_dir, num_neurons=num_neurons, synapses_per_neuron=float(synapses_per_neuron),
@@ -1060,6 +1236,7 @@ def _make_plan(out_dir, num_neurons, synapses_per_neuron, seed, hyper_voxels, ga
     plan.type_counts = type_counts
     plan.type_start = np.concatenate([[0], np.cumsum(type_counts)[:-1]]).astype(np.int64)
     plan.hyper_voxel_width = VOXEL_SIZE * np.int64(HYPER_VOXEL_SIZE)
+    plan.sections = np.array(DENDRITE_SECTIONS, dtype=np.int64)
     plan.streams = _RandomStreams(seed)
     layout_seed = np.random.SeedSequence(seed, spawn_key=(STREAM_LAYOUT,))
     plan.layout_rng = np.random.Generator(np.random.PCG64(layout_seed))
@@ -1070,22 +1247,26 @@ def _make_plan(out_dir, num_neurons, synapses_per_neuron, seed, hyper_voxels, ga
     return plan
 
 
-def _dest_block(plan, d0, budget, slot_offset):
-    """Plan the largest block of dests from d0 whose rows fit the budget (at least one dest)."""
-    expected = max(1.0, 1.5 * plan.synapses_per_neuron)
-    d1 = min(plan.num_neurons, d0 + max(1, min(NEURON_BLOCK, int(budget / expected))))
-    pairs = _plan_synapse_pairs(plan, d0, d1, slot_offset)
-    cumulative = np.cumsum(pairs["rows_per_dest"])
-    if d1 - d0 > 1 and cumulative[-1] > budget:
-        keep = max(1, int(np.searchsorted(cumulative, budget, side="right")))
-        d1 = d0 + keep
-        pairs = _plan_synapse_pairs(plan, d0, d1, slot_offset)
-    return d1, pairs
+def _plan_spec(plan):
+    """Arguments that rebuild the same plan in a worker process."""
+    return {"out_dir": plan.out_dir, "num_neurons": plan.num_neurons,
+            "synapses_per_neuron": plan.synapses_per_neuron, "seed": plan.seed, "hyper_voxels": plan.grid,
+            "gap_junctions": plan.gap_junctions, "projection": plan.projection,
+            "population_units": plan.population_units}
+
+
+def _worker_count(workers, estimated_rows, num_files):
+    if workers is None:
+        if estimated_rows < AUTO_WORKERS_MIN_ROWS:
+            return 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        workers = min(cores or 1, AUTO_WORKERS_MAX)
+    return max(1, min(int(workers), num_files + 1))
 
 
 def generate_network(out_dir, num_neurons=200, synapses_per_neuron=100, seed=1, *, hyper_voxels=None,
                      gap_junctions=True, projection=True, population_units=3, max_rows_in_memory=2_000_000,
-                     progress=None, overwrite=False):
+                     progress=None, overwrite=False, workers=None):
     """Write a synthetic Snudda network directory, ready for pruning.
 
     The directory holds ``network-config.json``, ``log/network-detect-worklog.hdf5``,
@@ -1099,16 +1280,17 @@ def generate_network(out_dir, num_neurons=200, synapses_per_neuron=100, seed=1, 
     out_dir : str or path-like
         Directory to write; created if missing.
     num_neurons : int, optional
-        Number of neurons (at least 10): about 95 % SPNs, the rest FS, ChIN and LTS.
+        Number of neurons (at least 12): about 95 % SPNs, the rest FS, ChIN and LTS.
     synapses_per_neuron : float, optional
         Mean putative synapse rows onto each neuron (the actual count is random).
     seed : int, optional
         Non-negative seed; the same seed gives identical array contents, for
-        any ``max_rows_in_memory``.
+        any ``max_rows_in_memory`` and ``workers``.
     hyper_voxels : int or tuple of 3 ints, optional
-        Hyper voxel grid: ``s`` for ``s x s x s`` or ``(nx, ny, nz)``.  Default:
-        a cube of 2-6 per side, growing with ``num_neurons``.  With four or more
-        grid positions, one stays empty (no file) and one is completed without rows.
+        Hyper voxel grid: ``s`` for ``s x s x s`` or ``(nx, ny, nz)``, at most
+        1000 positions.  Default: a cube of 2-6 per side, growing with
+        ``num_neurons``.  With four or more grid positions, one stays empty
+        (no file) and one is completed without rows.
     gap_junctions : bool, optional
         Write FS-FS gap junctions.
     projection : bool, optional
@@ -1119,15 +1301,23 @@ def generate_network(out_dir, num_neurons=200, synapses_per_neuron=100, seed=1, 
         SPNs get population unit ids 1..population_units by soma x position;
         interneurons get 0.  0 puts every neuron in unit 0.
     max_rows_in_memory : int, optional
-        Synapse rows built at once (a single dest with more rows is built alone).
-        Peak memory is roughly 250 bytes per row of this budget, plus about
-        20 bytes per neuron.
+        Synapse rows built at once, over all workers (a single dest with more
+        rows is built alone).  Measured peak memory: about 150 bytes per row
+        of this budget, plus about 2.5 MB per hyper voxel file a process has
+        open (HDF5 caches), plus about 100 MB and 20 bytes per neuron per
+        process.
     progress : callable, optional
-        Called as ``progress(done_rows, total_rows)`` after each block;
-        ``total_rows`` is an estimate until the last call, where it is exact.
+        Called as ``progress(done_rows, total_rows)`` as blocks are written
+        (rows: synapses, projection synapses and gap junctions); ``total_rows``
+        is an estimate until the last call, where it equals ``done_rows``.
     overwrite : bool, optional
         Allow a non-empty ``out_dir``: files this generator writes, and stale
         outputs of a Snudda prune of them, are removed first.
+    workers : int, optional
+        Processes that build and compress rows, each owning a disjoint set of
+        files (LZF compression, about 2 M rows/s per core, is the bottleneck).
+        Default: 1 below 2 M expected rows, else one per available core (at
+        most 16).  The output does not depend on it.
 
     Returns
     -------
@@ -1136,9 +1326,9 @@ def generate_network(out_dir, num_neurons=200, synapses_per_neuron=100, seed=1, 
         ``projection_file`` (or None), ``num_neurons``, ``num_synapses`` (rows in
         hyper voxel files), ``num_gap_junctions``, ``num_projection_synapses``,
         ``hyper_voxel_synapses`` and ``hyper_voxel_gap_junctions`` (hid -> rows),
-        ``num_interleaved_pairs`` (pairs built so their two channel types
-        interleave across hyper voxels), ``max_channel_type_id``, ``prune_seed``
-        and ``seconds``.
+        ``num_interleaved_pairs`` (pairs built so that their two channel types
+        interleave across hyper voxels; others may interleave too),
+        ``max_channel_type_id``, ``prune_seed``, ``workers`` and ``seconds``.
 
     Raises
     ------
@@ -1147,59 +1337,40 @@ def generate_network(out_dir, num_neurons=200, synapses_per_neuron=100, seed=1, 
     """
     started = time.perf_counter()
     _check_arguments(num_neurons, synapses_per_neuron, seed, population_units, max_rows_in_memory)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
     num_neurons, seed = int(num_neurons), int(seed)
+    grid = _grid_shape(hyper_voxels, num_neurons)  # checked before anything is removed
     out_dir = _prepare_out_dir(out_dir, overwrite)
-    plan = _make_plan(out_dir, num_neurons, synapses_per_neuron, seed, hyper_voxels, gap_junctions,
+    plan = _make_plan(out_dir, num_neurons, synapses_per_neuron, seed, grid, gap_junctions,
                       projection, int(population_units))
     with open(out_dir / CONFIG_FILE, "w") as f:
         json.dump(plan.config, f, indent=2)
+    (out_dir / "voxels").mkdir(exist_ok=True)
 
     estimated_total = max(1, int(round(num_neurons * plan.synapses_per_neuron)))
-    writers = _open_writers(plan)
-    listed, target_ids = [], []
-    done = slot_offset = row_offset = gj_slot_offset = gj_row_offset = interleaved = 0
-    try:
-        d0 = 0
-        while d0 < num_neurons:  # one loop per block of dest neurons
-            d1, pairs = _dest_block(plan, d0, max_rows_in_memory, slot_offset)
-            rows, file_index, keys, channel, hv_dests = _synapse_rows(plan, pairs, row_offset)
-            _write_block(writers, "synapses", rows, file_index, keys, channel, plan)
-            slot_offset += pairs["num_slots"]
-            row_offset += len(rows)
-            interleaved += pairs["num_interleaved"]
-            listed.append(hv_dests)
-            if plan.projection:
-                target_ids.append(np.unique(rows[file_index == plan.projection_index, 1]))
-            del rows, keys, channel
-            if plan.gap_junctions:
-                gj = _plan_gap_junction_pairs(plan, d0, d1, gj_slot_offset)
-                gj_rows, gj_file, gj_keys, gj_dests = _gap_junction_rows(plan, gj, gj_row_offset)
-                gj_channel = np.full(len(gj_rows), GAP_JUNCTION_CHANNEL, dtype=np.int64)
-                _write_block(writers, "gap_junctions", gj_rows, gj_file, gj_keys, gj_channel, plan)
-                gj_slot_offset += gj["num_slots"]
-                gj_row_offset += len(gj_rows)
-                listed.append(gj_dests)
-            done = row_offset + gj_row_offset
-            d0 = d1
-            if progress is not None:
-                progress(done, max(done, estimated_total) if d0 < num_neurons else done)
+    done = 0
 
-        counts = {name: np.array([w.count(name) for w in writers[:plan.num_files]], dtype=np.int64)
-                  for name in ("synapses", "gap_junctions")}
-        num_projection = 0
-        if plan.projection:
-            proj = writers[-1]
-            num_projection = proj.count("synapses")
-            targets = np.concatenate(target_ids).astype(np.int32) if target_ids else np.zeros(0, np.int32)
-            proj.file.create_dataset("network/num_synapses", data=num_projection, dtype=int)
-            proj.file.create_dataset("network/num_neurons", data=num_neurons, dtype=int)
-            proj.file.create_dataset("network/all_target_id", data=targets)
-    finally:
-        for w in writers:
-            w.close()
+    def report(rows):
+        nonlocal done
+        done += rows
+        if progress is not None:
+            # Only the last call has done == total: an estimate that is too low grows.
+            progress(done, max(done + 1, estimated_total))
 
-    listed = np.unique(np.concatenate(listed)) if listed else np.zeros(0, np.int64)
-    work_log = _write_work_log(plan, counts, num_projection, listed)
+    num_workers = _worker_count(workers, estimated_total, plan.num_files)
+    if num_workers == 1:
+        result = _generate_rows(plan, np.ones(plan.num_files + 1, dtype=bool), max_rows_in_memory, report)
+    else:
+        spec = _plan_spec(plan)
+        result = _run_workers(spec, num_workers, max(1, max_rows_in_memory // num_workers), report)
+    counts = result["counts"]
+    num_projection = int(counts[0, plan.projection_index])
+    work_log = _write_work_log(plan, {"synapses": counts[0, :-1], "gap_junctions": counts[1, :-1]},
+                               num_projection, result["listed"])
+    if progress is not None:
+        progress(done, done)
     hids = [int(h) for h in plan.file_hids]
     return {
         "network_path": str(out_dir),
@@ -1208,12 +1379,13 @@ def generate_network(out_dir, num_neurons=200, synapses_per_neuron=100, seed=1, 
         "voxel_files": {h: str(out_dir / VOXEL_FILE_PATTERN.format(h)) for h in hids},
         "projection_file": str(out_dir / PROJECTION_FILE) if plan.projection else None,
         "num_neurons": num_neurons,
-        "num_synapses": int(counts["synapses"].sum()),
-        "num_gap_junctions": int(counts["gap_junctions"].sum()),
-        "num_projection_synapses": int(num_projection),
-        "hyper_voxel_synapses": dict(zip(hids, counts["synapses"].tolist(), strict=True)),
-        "hyper_voxel_gap_junctions": dict(zip(hids, counts["gap_junctions"].tolist(), strict=True)),
-        "num_interleaved_pairs": int(interleaved),
+        "num_synapses": int(counts[0, :-1].sum()),
+        "num_gap_junctions": int(counts[1, :-1].sum()),
+        "num_projection_synapses": num_projection,
+        "hyper_voxel_synapses": dict(zip(hids, counts[0, :-1].tolist(), strict=True)),
+        "hyper_voxel_gap_junctions": dict(zip(hids, counts[1, :-1].tolist(), strict=True)),
+        "num_interleaved_pairs": int(result["interleaved"]),
+        "workers": num_workers,
         "max_channel_type_id": int(plan.max_channel_type_id),
         "prune_seed": int(plan.config["random_seed"]["prune"]),
         "seconds": time.perf_counter() - started,
@@ -1275,6 +1447,8 @@ def _argument_parser():
     parser.add_argument("--population-units", type=int, default=3, help="SPN population units (default 3)")
     parser.add_argument("--max-rows-in-memory", type=int, default=2_000_000,
                         help="synapse rows built at once (default 2000000)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="writer processes (default: one per core from 2 M rows on)")
     parser.add_argument("--no-gap-junctions", action="store_true", help="write no gap junctions")
     parser.add_argument("--no-projection", action="store_true", help="write no projection-synapse file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing network directory")
@@ -1306,7 +1480,7 @@ def main(argv=None):
         hyper_voxels=args.hyper_voxels, gap_junctions=not args.no_gap_junctions,
         projection=not args.no_projection, population_units=args.population_units,
         max_rows_in_memory=args.max_rows_in_memory, progress=None if args.quiet else _ProgressBar(),
-        overwrite=args.overwrite)
+        overwrite=args.overwrite, workers=args.workers)
     rate = (summary["num_synapses"] + summary["num_projection_synapses"]) / max(summary["seconds"], 1e-9)
     s = summary
     print(f"Wrote {s['network_path']}: {s['num_neurons']:,} neurons, {s['num_synapses']:,} putative "
