@@ -30,6 +30,8 @@ MODES = (PHILOX, SNUDDA)
 
 #: at most this many int64 entries in one batch of cluster-pruning distance matrices.
 CLUSTER_BATCH_ENTRIES = 1 << 22
+#: draw for every row of a chunk (not only those that need it) when they are at least this fraction.
+DRAW_ALL_FRACTION = 0.75
 #: Snudda's cluster radius (metres).
 CLUSTER_DISTANCE = 10e-6
 
@@ -146,6 +148,14 @@ def _merge_order(lookup_runs):
 def _take(a, idx):
     """``a[idx]``, with ``idx`` None meaning every row (no copy)."""
     return a if idx is None else a[idx]
+
+
+def _group_sums(flags, starts):
+    """Number of set flags in each group (groups start at ``starts``, in order)."""
+    c = np.cumsum(flags, dtype=np.int64)
+    ends = np.append(starts[1:], flags.size) - 1
+    before = np.where(starts > 0, c[starts - 1], 0)
+    return c[ends] - before
 
 
 def _expand(starts, sizes):
@@ -441,13 +451,20 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
     dist_pass = None
     need_g = np.zeros(n_groups, dtype=bool) if no_rules else live & rules.needs_row_draw[p]
     if need_g.any():
-        idx = None if need_g.all() else _expand(starts[need_g], sizes[need_g])
-        rp = np.repeat(p[need_g], sizes[need_g])
-        dist_of = rules.dist_index[rp]
-        with_dist = dist_of >= 0
-        any_dist = bool(with_dist.any())
+        # Parameter tables with one more entry (index -1) for rows that need no draw: always pass.
+        f1_x = np.append(rules.f1, 2.0)
+        dist_x = np.append(rules.dist_index, -1).astype(np.int32)
+        if ctx.mode == PHILOX and int(sizes[need_g].sum()) >= DRAW_ALL_FRACTION * n:
+            # Draw for every row: contiguous counters beat gathering the few rows to skip.
+            idx = None
+            rp = np.repeat(np.where(need_g, p, -1).astype(np.int32), sizes)
+        else:
+            idx = _expand(starts[need_g], sizes[need_g])
+            rp = np.repeat(p[need_g].astype(np.int32), sizes[need_g])
+        dist_of = dist_x[rp]
+        any_dist = bool((dist_of >= 0).any())
         r_f1, r_dist = draws.rows(idx, both=any_dist)
-        ok = r_f1 < rules.f1[rp]
+        ok = r_f1 < f1_x[rp]
         if any_dist:
             dist_pass = np.ones(n, dtype=bool)
             for e, expr in enumerate(rules.expressions):  # once per distinct expression
@@ -460,11 +477,11 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
                 dist_pass[at] = passed
                 ok[sel] &= passed
         if idx is None:
-            keep = ok
+            keep &= ok
         else:
             keep[idx] = ok
 
-    n_keep = np.add.reduceat(keep, starts, dtype=np.int64)
+    n_keep = _group_sums(keep, starts)
 
     # soft_max
     g_sm = np.zeros(n_groups, dtype=bool) if no_rules else \
@@ -476,7 +493,7 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
         at_kept = keep[at]
         at, thr = at[at_kept], thr[at_kept]
         keep[at] = draws.rows_sm(at) < thr
-        n_keep = np.add.reduceat(keep, starts, dtype=np.int64)
+        n_keep = _group_sums(keep, starts)
 
     # mu2
     if r_mu2 is not None:
@@ -504,7 +521,7 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
     # 5. compact
     kept = np.flatnonzero(keep)
     out = rows[_take(order, kept) if order is not None else kept]
-    kept_g = np.add.reduceat(keep, starts, dtype=np.int64)
+    kept_g = _group_sums(keep, starts)
     if is_syn and ctx.share_parameter_id:
         first_rows = _take(order, starts) if order is not None else starts
         out[:, 12] = np.repeat(rows[first_rows, 12], kept_g)
