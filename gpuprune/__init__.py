@@ -6,6 +6,7 @@ replacement for ``snudda.detect.prune.SnuddaPrune``.
 
 from .api import PathwayStats, Pruner, PruneResult, prune
 from .errors import ConfigError, DeviceError, ExpressionError, GpuPruneError, InputError
+from .snudda_compat import SnuddaPrune
 
 __version__ = "0.1.0"
 
@@ -13,6 +14,7 @@ __all__ = [
     "PathwayStats",
     "PruneResult",
     "Pruner",
+    "SnuddaPrune",
     "prune",
     "ConfigError",
     "DeviceError",

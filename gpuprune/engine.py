@@ -51,6 +51,8 @@ class PruneContext:
     mode: str = PHILOX
     share_parameter_id: bool = True
     worklog_path: str = ""
+    #: snudda mode: the per-neuron seeds (default ``SeedSequence(seed).generate_state(num_neurons)``)
+    neuron_seeds: object = None
 
     @classmethod
     def from_network(cls, net, mode=PHILOX, share_parameter_id=True):
@@ -128,7 +130,7 @@ def _sorted_order(key, dest, src, typ):
     return np.argsort(key, kind="stable")
 
 
-def _merge_order(lookup_runs):
+def merge_order(lookup_runs):
     """Snudda's heap-merge order of rows, from the chunk's lookup runs.
 
     ``lookup_runs`` is (uid, hid, start, length) arrays, ``start`` being the
@@ -242,11 +244,9 @@ class _SnuddaDraws:
 
 
 def _neuron_seed_table(ctx):
-    cached = getattr(ctx, "_snudda_seeds", None)
-    if cached is None:
-        cached = np.random.SeedSequence(ctx.seed).generate_state(ctx.num_neurons)
-        ctx._snudda_seeds = cached
-    return cached
+    if ctx.neuron_seeds is None:
+        ctx.neuron_seeds = np.random.SeedSequence(ctx.seed).generate_state(ctx.num_neurons)
+    return ctx.neuron_seeds
 
 
 def _check_relative_distance(ctx, g_c8_min, g_c8_max, g_dest):
@@ -385,7 +385,7 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
     if ctx.mode == SNUDDA:
         if lookup_runs is None:
             raise ValueError("snudda mode needs the chunk's lookup runs")
-        order = _merge_order(lookup_runs)
+        order = merge_order(lookup_runs)
         if order.size != n:
             raise InputError(f"{kind.name} lookup runs cover {order.size} rows but the slices hold {n}")
         if bool(np.all(np.diff(order) == 1)) and order[0] == 0:

@@ -108,6 +108,24 @@ def open_h5(path):
         raise InputError(f"cannot open HDF5 file (truncated or corrupt?): {exc}", path) from None
 
 
+def find_config(network_path, config_file=None, recorded=None):
+    """The pruning config to use: ``config_file``, else ``NETWORK/network-config.json``, else
+    the path detect recorded (networks get moved, so the recorded path is only a fallback)."""
+    if config_file is not None:
+        path = os.path.abspath(os.fspath(config_file))
+        if not os.path.isfile(path):
+            raise InputError("config file not found", path)
+        return path
+    local = os.path.join(network_path, CONFIG_FILE)
+    if os.path.isfile(local):
+        return local
+    if recorded and os.path.isfile(recorded):
+        log.warning("%s not found; using the config detect recorded: %s", local, recorded)
+        return os.path.abspath(recorded)
+    raise InputError(f"no config file: neither {local} nor the recorded {recorded!r} exists; "
+                     "pass one explicitly", network_path)
+
+
 class Network:
     """A validated Snudda network directory.
 
@@ -218,20 +236,7 @@ class Network:
             self.max_soma_distance_dend = None
 
     def _find_config(self, config_file):
-        if config_file is not None:
-            path = os.path.abspath(os.fspath(config_file))
-            if not os.path.isfile(path):
-                raise InputError("config file not found", path)
-            return path
-        local = os.path.join(self.path, CONFIG_FILE)
-        if os.path.isfile(local):
-            return local
-        recorded = self.recorded_config_file
-        if recorded and os.path.isfile(recorded):
-            log.warning("%s not found; using the config detect recorded: %s", local, recorded)
-            return recorded
-        raise InputError(f"no config file: neither {local} nor the recorded {recorded!r} exists; "
-                         "pass one explicitly", self.path)
+        return find_config(self.path, config_file, self.recorded_config_file)
 
     # -- files ---------------------------------------------------------------------------------
 
