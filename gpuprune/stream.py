@@ -11,6 +11,7 @@ the output never depends on the number of workers.
 import collections
 import multiprocessing
 import os
+import threading
 import time
 from collections import OrderedDict
 
@@ -24,26 +25,36 @@ from .network import KINDS, PROJECTION_HID, open_h5
 #: open input files kept per process (LRU)
 MAX_OPEN_FILES = 64
 
-_open_files = OrderedDict()
+# Open input files per thread: a thread never closes a file another thread is reading.
+_local = threading.local()
 _worker_ctx = None
 
 
+def _open_files():
+    files = getattr(_local, "files", None)
+    if files is None:
+        files = _local.files = OrderedDict()
+    return files
+
+
 def _h5(path):
-    f = _open_files.get(path)
+    files = _open_files()
+    f = files.get(path)
     if f is None:
         f = open_h5(path)
-        _open_files[path] = f
-        if len(_open_files) > MAX_OPEN_FILES:
-            _open_files.popitem(last=False)[1].close()
+        files[path] = f
+        if len(files) > MAX_OPEN_FILES:
+            files.popitem(last=False)[1].close()
     else:
-        _open_files.move_to_end(path)
+        files.move_to_end(path)
     return f
 
 
 def close_files():
-    """Close the input files this process holds open."""
-    while _open_files:
-        _open_files.popitem()[1].close()
+    """Close the input files this thread holds open."""
+    files = _open_files()
+    while files:
+        files.popitem()[1].close()
 
 
 def read_chunk(files, kind, chunk, with_lookup=False):

@@ -69,3 +69,15 @@ def test_moved_network_uses_local_config(reference, tmp_path):
     out = tmp_path / "o.hdf5"
     gpuprune.prune(dest, output_file=out, device="cpu", workers=1)
     assert_same_rows(out, reference)
+
+
+def test_any_executor(reference, tmp_path):
+    """Chunks can run on any concurrent.futures.Executor (here threads) with the same result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path / "o.hdf5"
+    with ThreadPoolExecutor(max_workers=3) as ex:
+        r = gpuprune.prune(data_path("striatum_300"), output_file=out, device="cpu", executor=ex,
+                           row_budget=150_000)
+    assert r.chunks > 3
+    assert_same_rows(out, reference)
