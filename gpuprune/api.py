@@ -143,7 +143,7 @@ class Pruner:
 
     def prune(self, output_file=None, *, rng="philox", device="auto", random_seed=None, row_budget=None,
               workers=None, executor=None, compression="lzf", share_parameter_id=True, file_order=None,
-              progress=None):
+              progress=None, gpus=None, gpu_memory=None):
         """Prune the network and write the output file.
 
         Parameters
@@ -169,6 +169,11 @@ class Pruner:
             for testing, as the result does not depend on it.
         progress : callable, optional
             ``progress(done_rows, total_rows)`` after each chunk.
+        gpus : int, optional
+            GPU path: how many of the visible devices to use (default all).
+        gpu_memory : int or str, optional
+            GPU path: cap on the device memory to plan with, per device (bytes, or e.g. ``"8G"``);
+            default a share of the free memory NVML reports.
 
         Returns
         -------
@@ -188,15 +193,29 @@ class Pruner:
         if n_workers < 1:
             raise InputError(f"workers must be at least 1, got {workers}")
         totals = {k: net.num_rows(k) for k in ("synapses", "gap_junctions")}
-        budget = row_budget or self._auto_budget(sum(totals.values()), n_workers)
-        plans = {k.name: net.plan(k.name, budget, file_order=file_order) for k in (SYNAPSES, GAP_JUNCTIONS)}
-        n_chunks = sum(len(v) for v in plans.values())
-        t_plan = time.perf_counter()
-
+        gpu_pool = None
         if device == "gpu":
             from . import cuda
 
-            pool = cuda.GpuPool(ctx, net)
+            options = {k: v for k, v in (("gpus", gpus), ("memory_limit", gpu_memory)) if v is not None}
+            gpu_pool = cuda.GpuPool(ctx, net, **options)
+        try:
+            plans = {}
+            for kind in (SYNAPSES, GAP_JUNCTIONS):
+                if gpu_pool is not None:  # chunks sized to the devices' memory
+                    budget = row_budget or gpu_pool.row_budget(kind.name)
+                else:
+                    budget = row_budget or self._auto_budget(sum(totals.values()), n_workers)
+                plans[kind.name] = net.plan(kind.name, budget, file_order=file_order)
+        except BaseException:
+            if gpu_pool is not None:
+                gpu_pool.shutdown()
+            raise
+        n_chunks = sum(len(v) for v in plans.values())
+        t_plan = time.perf_counter()
+
+        if gpu_pool is not None:
+            pool = gpu_pool
         elif executor is not None:
             pool = ExecutorPool(ctx, executor, n_workers)
         elif n_workers == 1 or n_chunks <= 1:

@@ -67,6 +67,9 @@ def _add_prune(sub):
     p.add_argument("--workers", type=int, help="CPU worker processes (default: one per core)")
     p.add_argument("--row-budget", type=int, help="rows per chunk (default: automatic)")
     p.add_argument("--compression", choices=("lzf", "gzip", "none"), default="lzf")
+    p.add_argument("--gpus", type=int, help="GPU path: number of visible GPUs to use (default all)")
+    p.add_argument("--gpu-memory", help="GPU path: device memory to plan with per GPU, e.g. 12G or 500M "
+                                        "(default: most of the free memory)")
     p.add_argument("--quiet", action="store_true", help="print no table")
     p.set_defaults(func=_cmd_prune)
 
@@ -80,7 +83,8 @@ def _cmd_prune(args):
     result = prune(args.network, config_file=args.config, random_seed=args.seed, rng=args.rng,
                    device=args.device, output_file=args.output, workers=args.workers,
                    row_budget=args.row_budget,
-                   compression=None if args.compression == "none" else args.compression, progress=bar)
+                   compression=None if args.compression == "none" else args.compression, progress=bar,
+                   gpus=args.gpus, gpu_memory=args.gpu_memory)
     if not args.quiet:
         print(result.table())
         t = result.timings

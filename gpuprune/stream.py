@@ -50,6 +50,11 @@ def _h5(path):
     return f
 
 
+def open_file_count():
+    """Number of input files this thread holds open."""
+    return len(_open_files())
+
+
 def close_files():
     """Close the input files this thread holds open."""
     files = _open_files()

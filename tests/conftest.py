@@ -53,3 +53,56 @@ def striatum(tmp_path):
 @pytest.fixture(scope="session")
 def data():
     return data_path()
+
+
+# -- GPU backend (tests/test_gpu*.py, test_host_twins.py, test_kernels_compile.py) --------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _host_build_cache(tmp_path_factory):
+    """Host builds of the kernels (emulator, host twins) go to a temp folder, made once per session."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GPUPRUNE_CACHE_DIR", str(tmp_path_factory.mktemp("gpuprune-build")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def cpu_reference(tmp_path_factory):
+    """``reference(case)`` -> (row arrays, pathway counts) of ``device="cpu"`` in philox mode, once per case."""
+    import functools
+
+    from gpu_helpers import case_id, network_path, pathway_counts, read_output
+
+    import gpuprune
+
+    out_dir = tmp_path_factory.mktemp("cpu-reference")
+
+    @functools.cache
+    def reference(case, **options):
+        net = network_path(case[0])
+        out = out_dir / f"{case_id(case)}.hdf5"
+        result = gpuprune.prune(net, config_file=net / case[1], rng="philox", device="cpu", output_file=out,
+                                workers=1, **options)
+        return read_output(out), pathway_counts(result)
+
+    return reference
+
+
+@pytest.fixture
+def emulated_gpu(monkeypatch):
+    """``configure(**pool_options)``: ``device="gpu"`` then runs on emulated GPUs; returns the pools made."""
+    from gpuprune import api, cuda
+
+    def configure(**options):
+        pools, real = [], cuda.GpuPool
+
+        def make(ctx, net, **kw):
+            pool = real(ctx, net, emulate=True, **{**options, **kw})
+            pools.append(pool)
+            return pool
+
+        monkeypatch.setattr(cuda, "GpuPool", make)
+        monkeypatch.setattr(api, "_gpu_available", lambda: True)
+        return pools
+
+    return configure

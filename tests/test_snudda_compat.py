@@ -456,7 +456,7 @@ def test_big_merge_helper_matches_snudda_heap_merge(striatum):
             else:  # the merge is dest-major: a sub-range is a slice of the whole
                 ref = whole[kind]
                 np.testing.assert_array_equal(rows, ref[(ref[:, 1] >= lo) & (ref[:, 1] < hi)])
-        assert not stream._open_files  # clean_up_merge_read_buffers closed the inputs
+        assert stream.open_file_count() == 0  # clean_up_merge_read_buffers closed the inputs
 
 
 def test_snudda_prunes_our_merge_files(net3):
@@ -557,7 +557,7 @@ def test_clean_up_merge_files_and_read_buffers(sp3):
     stream.read_chunk  # noqa: B018 - the module whose open files clean_up_merge_read_buffers closes
     sp3.merge_data_type = "synapses"
     sp3.clean_up_merge_read_buffers()
-    assert sp3.merge_data_type is None and not stream._open_files
+    assert sp3.merge_data_type is None and stream.open_file_count() == 0
 
 
 # -- pruning ---------------------------------------------------------------------------------------

@@ -1,0 +1,48 @@
+"""Helpers of the GPU-backend tests (emulated and real devices)."""
+
+from pathlib import Path
+
+import h5py
+import pytest
+from conftest import DATA
+
+#: every fixture network and config: philox mode must prune each identically on CPU and GPU
+PHILOX_CASES = (
+    [("prune3", "network-config.json")]
+    + [("prune3", f"network-config-test-{i}.json") for i in range(1, 10)]
+    + [("striatum_300", "network-config.json"), ("striatum_300", "network-config-cluster.json"),
+       ("striatum_300", "network-config-seed42.json"), ("striatum_300_pop", "network-config.json")]
+)
+DATASETS = ("network/synapses", "network/gap_junctions")
+
+
+def case_id(case):
+    name = case[1].removeprefix("network-config").removesuffix(".json").strip("-")
+    return f"{case[0]}-{name or 'default'}"
+
+
+def network_path(name):
+    """A fixture network, read in place (the GPU tests never write into it)."""
+    path = Path(DATA) / name
+    if not path.is_dir():
+        pytest.skip(f"test data not found: {path} (set GPUPRUNE_TEST_DATA to the shared/data folder)")
+    return path
+
+
+def read_output(path):
+    """The row datasets of an output file."""
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in DATASETS}
+
+
+def pathway_counts(result):
+    return [(p.pre, p.post, p.name, p.putative_rows, p.kept_rows, p.putative_pairs, p.connected_pairs)
+            for p in result.pathways]
+
+
+def assert_same_bytes(expected, actual):
+    """The synapse and gap junction arrays are byte-identical (dtype, shape and bytes)."""
+    for k in DATASETS:
+        a, b = expected[k], actual[k]
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), k
+        assert a.tobytes() == b.tobytes(), f"{k}: {int((a != b).any(axis=1).sum())} rows differ"

@@ -1,0 +1,321 @@
+"""The GPU backend's own code path on an emulated device (runs everywhere, no GPU needed).
+
+``GpuPool(..., emulate=True)`` plans chunks against a device memory budget,
+uploads, launches the kernels of ``kernels/prune.cu`` with their real
+arguments (compiled for the host and run over the same grid), compacts and
+downloads; its philox-mode output must equal the CPU path byte for byte.
+"""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+from gpu_helpers import PHILOX_CASES, assert_same_bytes, case_id, network_path, pathway_counts, read_output
+
+import gpuprune
+from gpuprune import _device, _emulate, cuda, engine
+from gpuprune.errors import DeviceError, InputError
+from gpuprune.network import GAP_JUNCTIONS, SYNAPSES, Network
+from gpuprune.stream import close_files, read_chunk
+
+pytestmark = pytest.mark.skipif(_emulate.host_compiler() is None, reason="no C++ compiler for the emulated GPU")
+
+
+def _prune_gpu(case, out, **options):
+    net = network_path(case[0])
+    return gpuprune.prune(net, config_file=net / case[1], rng="philox", device="gpu", output_file=out,
+                          workers=1, **options)
+
+
+@pytest.mark.parametrize("case", PHILOX_CASES, ids=case_id)
+def test_emulated_gpu_matches_cpu(case, cpu_reference, emulated_gpu, tmp_path):
+    pools = emulated_gpu()
+    result = _prune_gpu(case, tmp_path / "gpu.hdf5")
+    expected, counts = cpu_reference(case)
+    assert result.device == "gpu"
+    assert_same_bytes(expected, read_output(tmp_path / "gpu.hdf5"))
+    assert pathway_counts(result) == counts
+    dev = pools[0].devices[0].dev
+    assert dev.launches["gp_gather"] == result.chunks  # every chunk went through the kernels
+    assert pools[0].counters == {"cpu_parts": 0, "oom_splits": 0}
+
+
+def test_chunks_planned_to_fit_a_small_device(cpu_reference, emulated_gpu, tmp_path):
+    case = ("striatum_300", "network-config-cluster.json")
+    memory = 12 << 20
+    pools = emulated_gpu(emulated_memory=memory)
+    result = _prune_gpu(case, tmp_path / "gpu.hdf5")
+    assert_same_bytes(cpu_reference(case)[0], read_output(tmp_path / "gpu.hdf5"))
+    pool = pools[0]
+    dev = pool.devices[0].dev
+    assert result.chunks > 10  # the plan used the device's budget, not the CPU's
+    assert dev.launches["gp_build_keys"] == result.chunks  # so no chunk needed splitting
+    assert pool.counters == {"cpu_parts": 0, "oom_splits": 0}
+    assert dev.peak <= memory  # the plan's estimate covers what the device path allocated
+    assert pool.row_budget("synapses") == pool.devices[0].max_rows["synapses"] > 0
+
+
+def test_chunks_split_to_fit_a_small_device(cpu_reference, emulated_gpu, tmp_path):
+    case = ("striatum_300", "network-config-cluster.json")
+    memory = 12 << 20
+    pools = emulated_gpu(emulated_memory=memory)
+    result = _prune_gpu(case, tmp_path / "gpu.hdf5", row_budget=10 ** 7)  # chunks far too big for the device
+    assert_same_bytes(cpu_reference(case)[0], read_output(tmp_path / "gpu.hdf5"))
+    pool = pools[0]
+    dev = pool.devices[0].dev
+    assert dev.launches["gp_build_keys"] > 4 * result.chunks  # chunks were split by dest range
+    assert pool.counters == {"cpu_parts": 0, "oom_splits": 0}
+    assert dev.peak <= memory
+
+
+def test_neuron_too_big_for_the_device_runs_on_the_cpu(cpu_reference, emulated_gpu, tmp_path, caplog):
+    case = ("prune3", "network-config-test-1.json")
+    # 30 synapse rows fit, but every dest neuron has 36; the 16 gap junctions per neuron fit
+    pools = emulated_gpu(emulated_memory=16000)
+    with caplog.at_level(logging.WARNING, logger="gpuprune"):
+        _prune_gpu(case, tmp_path / "gpu.hdf5")
+    assert_same_bytes(cpu_reference(case)[0], read_output(tmp_path / "gpu.hdf5"))
+    assert pools[0].counters == {"cpu_parts": 10, "oom_splits": 0}
+    assert pools[0].devices[0].dev.launches["gp_gather"] > 0  # gap junctions ran on the device
+    assert "pruning them on the CPU" in caplog.text
+
+
+def test_out_of_memory_splits_instead_of_failing(cpu_reference, emulated_gpu, tmp_path, monkeypatch):
+    case = ("striatum_300", "network-config.json")
+    # plan with a far too small estimate of the device memory a row needs: allocations fail
+    monkeypatch.setattr(_device.RuleTables, "bytes_per_row", lambda self, kind: 16)
+    pools = emulated_gpu(emulated_memory=24 << 20)
+    _prune_gpu(case, tmp_path / "gpu.hdf5")
+    assert_same_bytes(cpu_reference(case)[0], read_output(tmp_path / "gpu.hdf5"))
+    assert pools[0].counters["oom_splits"] > 0
+    assert pools[0].counters["cpu_parts"] == 0  # a failed attempt's memory is free before the retry
+
+
+def test_several_devices_give_the_same_result(cpu_reference, emulated_gpu, tmp_path):
+    case = ("striatum_300_pop", "network-config.json")
+    pools = emulated_gpu(gpus=3)
+    result = _prune_gpu(case, tmp_path / "gpu.hdf5", row_budget=100_000)
+    assert result.workers == 3
+    assert_same_bytes(cpu_reference(case)[0], read_output(tmp_path / "gpu.hdf5"))
+    assert all(w.dev.launches.get("gp_gather", 0) > 0 for w in pools[0].devices)
+
+
+def _config_with(tmp_path, source_case, edit):
+    net = network_path(source_case[0])
+    config = json.loads((net / source_case[1]).read_text())
+    for region in config["regions"].values():
+        for con in region.get("connectivity", {}).values():
+            for data in con.values():
+                for key in ("pruning", "pruning_other"):
+                    if isinstance(data.get(key), dict):
+                        edit(data[key])
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return net, path
+
+
+def _compare_with_cpu(net, config, tmp_path, **options):
+    cpu = gpuprune.prune(net, config_file=config, rng="philox", device="cpu", output_file=tmp_path / "c.hdf5",
+                         workers=1, **options)
+    gpu = gpuprune.prune(net, config_file=config, rng="philox", device="gpu", output_file=tmp_path / "g.hdf5",
+                         workers=1, **options)
+    assert_same_bytes(read_output(tmp_path / "c.hdf5"), read_output(tmp_path / "g.hdf5"))
+    assert pathway_counts(cpu) == pathway_counts(gpu)
+    return cpu
+
+
+def test_expressions_in_r_use_per_row_tables(emulated_gpu, tmp_path):
+    def edit(block):
+        if block.get("dist_pruning"):
+            block["dist_pruning"] = "exp(-(2*r)**2) * (d > 20e-6)"
+            block["cluster_pruning"] = True
+
+    net, config = _config_with(tmp_path, ("striatum_300", "network-config.json"), edit)
+    emulated_gpu()
+    result = _compare_with_cpu(net, config, tmp_path, row_budget=300_000)
+    assert 0 < result.synapses_after < result.synapses_before
+
+
+def test_sparse_distances_use_per_row_tables(emulated_gpu, tmp_path, monkeypatch):
+    monkeypatch.setattr(_device, "DENSE_TABLE_FACTOR", 0)
+    monkeypatch.setattr(_device, "DENSE_TABLE_SLACK", 0)
+    emulated_gpu()
+    case = ("prune3", "network-config-test-5.json")
+    net = network_path(case[0])
+    result = _compare_with_cpu(net, net / case[1], tmp_path)
+    assert result.synapses_after == 100  # Snudda's test: distance pruning keeps exactly 100
+
+
+def test_relative_distance_error_is_the_cpu_error(emulated_gpu, tmp_path, monkeypatch):
+    net_path = network_path("prune3")
+    pruner = gpuprune.Pruner(net_path, config_file=net_path / "network-config-test-5.json")
+    pruner.network.max_soma_distance_dend = pruner.network.max_soma_distance_dend * 1e-3  # r > 1
+    with pytest.raises(InputError) as cpu_error:
+        pruner.prune(tmp_path / "c.hdf5", device="cpu", workers=1)
+    emulated_gpu()
+    with pytest.raises(InputError) as gpu_error:
+        pruner.prune(tmp_path / "g.hdf5", device="gpu")
+    assert str(gpu_error.value) == str(cpu_error.value)
+    assert "max_soma_distance_dend" in str(gpu_error.value)
+    assert not (tmp_path / "g.hdf5").exists()
+
+
+# -- the device engine on single chunks --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def striatum_chunk():
+    """All synapse rows onto dest neurons 40..59 of striatum_300 (several files, unsorted across them)."""
+    net = Network(network_path("striatum_300"))
+    chunk = next(c for c in net.plan("synapses", 10 ** 9) if c.dest_lo == 0)
+    part = _device.split_chunk(net.sources["synapses"], chunk, 10 ** 9, 20)[2][0]
+    rows, _ = read_chunk(net.spec()["files"]["synapses"], SYNAPSES, part)
+    close_files()
+    return net, part, rows
+
+
+def _device_state(net, memory=_emulate.DEFAULT_MEMORY, **ctx_options):
+    ctx = engine.PruneContext.from_network(net, mode="philox", **ctx_options)
+    dev = _emulate.EmulatedBackend(memory=memory)
+    return _device.DeviceState(dev, _device.RuleTables(ctx), ctx), ctx
+
+
+def _on_device(state, kind, rows, lo, hi):
+    dev = state.dev
+    dist = {k: dev.upload(v) for k, v in _device.distance_tables(state.ctx, kind, rows).items()}
+    return _device.prune_on_device(state, kind, dev.upload(rows.reshape(-1)), dist, rows, lo, hi)
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_device_chunk_equals_engine_chunk(striatum_chunk, share):
+    net, part, rows = striatum_chunk
+    state, ctx = _device_state(net, share_parameter_id=share)
+    expected = engine.prune_chunk(ctx, SYNAPSES, rows, part.dest_lo, part.dest_hi)
+    got = _on_device(state, SYNAPSES, rows, part.dest_lo, part.dest_hi)
+    assert got.rows.dtype == np.int32 and got.rows.tobytes() == expected.rows.tobytes()
+    assert np.array_equal(got.stats, expected.stats) and got.num_putative == expected.num_putative
+    assert state.dev.in_use < 2 ** 20  # chunk temporaries were freed; the run's tables stay
+
+
+def test_device_chunk_of_shuffled_files_and_empty_chunk(striatum_chunk):
+    net, part, rows = striatum_chunk
+    state, ctx = _device_state(net)
+    # rows of one pair spread over many "files": any file order gives a stable sort
+    blocks = np.array_split(rows, 7)
+    mixed = np.concatenate(blocks[::-1])
+    expected = engine.prune_chunk(ctx, SYNAPSES, mixed, part.dest_lo, part.dest_hi)
+    got = _on_device(state, SYNAPSES, mixed, part.dest_lo, part.dest_hi)
+    assert got.rows.tobytes() == expected.rows.tobytes()
+    empty = _on_device(state, GAP_JUNCTIONS, np.zeros((0, 11), np.int32), 0, 1)
+    assert empty.rows.shape == (0, 11) and empty.num_putative == 0 and not empty.stats.any()
+
+
+@pytest.mark.parametrize("column, value", [(1, 10_000), (0, -1), (6, 70_000)])
+def test_bad_rows_give_the_engine_error(striatum_chunk, column, value):
+    net, part, rows = striatum_chunk
+    state, ctx = _device_state(net)
+    bad = rows.copy()
+    bad[5, column] = value
+    with pytest.raises(InputError) as cpu:
+        engine.prune_chunk(ctx, SYNAPSES, bad, part.dest_lo, part.dest_hi)
+    with pytest.raises(InputError) as gpu:
+        _on_device(state, SYNAPSES, bad, part.dest_lo, part.dest_hi)
+    assert str(gpu.value) == str(cpu.value)
+
+
+def test_split_chunk_partitions_rows(striatum_chunk):
+    net, _, _ = striatum_chunk
+    sources = net.sources["synapses"]
+    for chunk in net.plan("synapses", 300_000):
+        parts = _device.split_chunk(sources, chunk, 20_000, 1000)
+        assert parts[0][0].dest_lo >= chunk.dest_lo and parts[-1][0].dest_hi <= chunk.dest_hi
+        assert all(a.dest_hi <= b.dest_lo for (a, _), (b, _) in zip(parts[:-1], parts[1:], strict=True))
+        assert sum(p.num_rows for p, _ in parts) == chunk.num_rows
+        for p, fits in parts:
+            assert fits == (p.num_rows <= 20_000)
+            assert fits or p.dest_hi - p.dest_lo == 1  # only a lone neuron may exceed the budget
+            assert p.num_rows == sum(r1 - r0 for _, r0, r1, _, _ in p.slices) > 0
+    chunk = net.plan("synapses", 10 ** 9)[0]
+    parts = _device.split_chunk(sources, chunk, 10 ** 9, 64)
+    assert all(p.dest_hi - p.dest_lo <= 64 for p, _ in parts)  # key width limits the dest span
+
+
+# -- the emulator itself --------------------------------------------------------------------------
+
+
+def test_launch_arguments_are_checked_like_cupy_needs_them():
+    dev, other = _emulate.EmulatedBackend(0), _emulate.EmulatedBackend(1)
+    k0, k1 = dev.empty(4, np.uint32), dev.empty(4, np.uint32)
+    dev.launch("gp_neuron_keys", 4, (np.int64(4), np.uint64(7), k0, k1))
+    from gpuprune import rng
+
+    assert np.array_equal(dev.download(k0), rng.neuron_keys(7, np.arange(4))[0])
+    bad_calls = [
+        ((4, np.uint64(7), k0, k1), "numpy.int64 scalar"),  # a Python int
+        ((np.int32(4), np.uint64(7), k0, k1), "numpy.int64 scalar"),  # wrong scalar type
+        ((np.int64(4), np.uint64(7), dev.empty(4, np.int32), k1), "uint32"),  # wrong dtype
+        ((np.int64(4), np.uint64(7), np.zeros(4, np.uint32), k1), "uploaded"),  # host array
+        ((np.int64(4), np.uint64(7), other.empty(4, np.uint32), k1), "mixing devices"),
+        ((np.int64(4), np.uint64(7), k0), "4 parameters"),
+    ]
+    for args, message in bad_calls:
+        with pytest.raises((TypeError, ValueError), match=message):
+            dev.launch("gp_neuron_keys", 4, args)
+
+
+def test_emulated_memory_is_limited():
+    dev = _emulate.EmulatedBackend(memory=1000)
+    a = dev.empty(100, np.int64)
+    with pytest.raises(_emulate.EmulatedOutOfMemory):
+        dev.empty(100, np.int64)
+    del a
+    dev.empty(100, np.int64)  # freed memory is available again
+    assert dev.peak == 800
+
+
+@pytest.mark.parametrize("memory, message", [(4500, "holds no chunk row"), (2000, "do not fit")])
+def test_device_too_small_is_an_error(memory, message):
+    net = Network(network_path("prune3"))
+    ctx = engine.PruneContext.from_network(net, mode="philox")
+    with pytest.raises(DeviceError, match=message):
+        cuda.GpuPool(ctx, net, emulate=True, emulated_memory=memory)
+
+
+def test_kernel_signatures_are_parsed():
+    sigs = _emulate.kernel_signatures(cuda.kernel_source())
+    assert list(sigs) == ["gp_neuron_keys", "gp_build_keys", "gp_group_starts", "gp_group_init", "gp_row_rules",
+                          "gp_group_limits", "gp_cluster_counts", "gp_cluster_select", "gp_gather", "gp_stats"]
+    first = sigs["gp_row_rules"]
+    assert first[0] == _emulate.Param("n", np.int64, False, False)
+    assert first[1] == _emulate.Param("order", np.int64, True, True)
+    with pytest.raises(ValueError, match="cannot emulate"):
+        _emulate.kernel_signatures('extern "C" __global__ void k(float* x) {}')
+
+
+# -- device selection and options --------------------------------------------------------------
+
+
+def test_gpu_without_a_device_is_a_one_line_error(tmp_path):
+    if cuda.device_count() > 0:
+        pytest.skip("a GPU is present")
+    net = network_path("prune3")
+    with pytest.raises(DeviceError) as exc:
+        gpuprune.prune(net, device="gpu", output_file=tmp_path / "o.hdf5")
+    assert "\n" not in str(exc.value) and "no GPU" in str(exc.value)
+    result = gpuprune.prune(net, device="auto", output_file=tmp_path / "o.hdf5", workers=1)
+    assert result.device == "cpu"
+    with pytest.raises(DeviceError, match="CPU only"):
+        cuda.GpuPool(engine.PruneContext.from_network(Network(net), mode="snudda"), Network(net), emulate=True)
+
+
+@pytest.mark.parametrize("text, size", [(1024, 1024), ("12G", 12 << 30), ("500M", 500 << 20), ("1.5GiB", 3 << 29),
+                                        ("64kb", 64 << 10), ("4096", 4096)])
+def test_parse_memory_size(text, size):
+    assert cuda.parse_memory_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "lots", "-1G", "0", True])
+def test_parse_memory_size_rejects(text):
+    with pytest.raises(InputError):
+        cuda.parse_memory_size(text)
