@@ -21,6 +21,8 @@ log = logging.getLogger("gpuprune")
 OUTPUT_FILE = "network-synapses.hdf5"
 #: rows per chunk when the user gives no budget (about 52 MB of synapse rows)
 DEFAULT_ROW_BUDGET = 1_000_000
+#: chunks per worker process when the user gives no budget (runs of them share HDF5 chunk caches)
+CHUNKS_PER_WORKER = 8
 #: never cut chunks smaller than this just to feed more workers
 MIN_ROW_BUDGET = 100_000
 DEVICES = ("auto", "cpu", "gpu")
@@ -221,22 +223,22 @@ class Pruner:
         elif n_workers == 1 or n_chunks <= 1:
             pool = InlinePool(ctx)
         else:
-            pool = LocalPool(ctx, min(n_workers, n_chunks))
+            pool = LocalPool(ctx, min(n_workers, n_chunks), scratch_dir=os.path.dirname(output_file))
         stats = np.zeros((4, engine.pathway_code_size(ctx)), dtype=np.int64)
         read_s = compute_s = 0.0
         done, total_rows = 0, sum(totals.values())
         try:
             with OutputWriter(output_file, net.worklog_path, net.config, compression=compression) as out:
-                for kind in (SYNAPSES, GAP_JUNCTIONS):
-                    files = net.spec()["files"][kind.name]
-                    for chunk, res in run_chunks(pool, files, kind.name, plans[kind.name]):
-                        out.append(kind.name, res.rows)
-                        stats += res.stats
-                        read_s += getattr(res, "read_s", 0.0)
-                        compute_s += getattr(res, "compute_s", 0.0)
-                        done += chunk.num_rows
-                        if progress is not None:
-                            progress(done, total_rows)
+                spec = net.spec()["files"]
+                jobs = [(kind.name, spec[kind.name], plans[kind.name]) for kind in (SYNAPSES, GAP_JUNCTIONS)]
+                for kind_name, chunk, res in run_chunks(pool, jobs):
+                    out.append(kind_name, res.rows)
+                    stats += res.stats
+                    read_s += getattr(res, "read_s", 0.0)
+                    compute_s += getattr(res, "compute_s", 0.0)
+                    done += chunk.num_rows
+                    if progress is not None:
+                        progress(done, total_rows)
             counts = dict(out.counts)  # final after close
         finally:
             pool.shutdown()
@@ -259,7 +261,7 @@ class Pruner:
     def _auto_budget(total_rows, workers):
         if workers <= 1:
             return DEFAULT_ROW_BUDGET
-        per = math.ceil(total_rows / (4 * workers))
+        per = math.ceil(total_rows / (CHUNKS_PER_WORKER * workers))
         return max(MIN_ROW_BUDGET, min(DEFAULT_ROW_BUDGET, per))
 
     def _refuse_input_as_output(self, output_file):

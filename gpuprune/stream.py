@@ -11,6 +11,8 @@ the output never depends on the number of workers.
 import collections
 import multiprocessing
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -37,17 +39,25 @@ def _open_files():
     return files
 
 
-def _h5(path):
+def _dataset(path, name):
+    """An open dataset of an input file, kept open with its file.
+
+    Keeping the dataset (not only the file) open keeps HDF5's chunk cache: the
+    compressed chunk that two consecutive slices share is then decompressed once.
+    """
     files = _open_files()
-    f = files.get(path)
-    if f is None:
-        f = open_h5(path)
-        files[path] = f
+    entry = files.get(path)
+    if entry is None:
+        entry = files[path] = (open_h5(path), {})
         if len(files) > MAX_OPEN_FILES:
-            files.popitem(last=False)[1].close()
+            files.popitem(last=False)[1][0].close()
     else:
         files.move_to_end(path)
-    return f
+    f, datasets = entry
+    ds = datasets.get(name)
+    if ds is None:
+        ds = datasets[name] = f[name]
+    return ds
 
 
 def open_file_count():
@@ -59,7 +69,7 @@ def close_files():
     """Close the input files this thread holds open."""
     files = _open_files()
     while files:
-        files.popitem()[1].close()
+        files.popitem()[1][0].close()
 
 
 def read_chunk(files, kind, chunk, with_lookup=False):
@@ -85,11 +95,10 @@ def read_chunk(files, kind, chunk, with_lookup=False):
     runs = []
     for fi, r0, r1, l0, l1 in chunk.slices:
         path, hid = files[fi]
-        f = _h5(path)
         try:
-            f[kind.matrix].read_direct(rows, np.s_[r0:r1], np.s_[offsets[fi]:offsets[fi] + r1 - r0])
+            _dataset(path, kind.matrix).read_direct(rows, np.s_[r0:r1], np.s_[offsets[fi]:offsets[fi] + r1 - r0])
             if with_lookup:
-                lut = np.asarray(f[kind.lookup][l0:l1], dtype=np.int64)
+                lut = np.asarray(_dataset(path, kind.lookup)[l0:l1], dtype=np.int64)
         except OSError as exc:
             raise InputError(f"cannot read rows {r0}..{r1} of '{kind.matrix}' (truncated or corrupt "
                              f"file?): {exc}", path) from None
@@ -137,10 +146,48 @@ def default_workers():
         return max(1, os.cpu_count() or 1)
 
 
-class LocalPool:
-    """A process pool whose workers hold the prune context (sent once, not per task)."""
+def contiguous_groups(chunks, n_groups):
+    """Split ``chunks`` (in order) into at most ``n_groups`` runs of consecutive chunks with similar rows."""
+    if not chunks:
+        return []
+    cum = np.cumsum([c.num_rows for c in chunks])
+    cuts = set()
+    for target in cum[-1] * np.arange(1, n_groups) / n_groups:
+        i = int(np.searchsorted(cum, target, side="left"))  # first run end at or past the target
+        before = cum[i - 1] if i > 0 else 0
+        cuts.add(i if i > 0 and target - before <= cum[i] - target else i + 1)
+    bounds = [0, *sorted(c for c in cuts if 0 < c < len(chunks)), len(chunks)]
+    return [chunks[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    def __init__(self, ctx, workers):
+
+def prune_range_task(files, kind_name, chunks, part_path):
+    """Prune consecutive chunks in one worker, appending kept rows to a part file.
+
+    Consecutive chunks share the HDF5 chunks at their boundaries; reading them in
+    one process lets HDF5's chunk cache decompress those once.  Returns, per
+    chunk, ``(kept rows, stats, putative rows, read_s, compute_s)``.
+    """
+    infos = []
+    with open(part_path, "wb") as fh:
+        for chunk in chunks:
+            res = prune_task(files, None, kind_name, chunk)
+            np.ascontiguousarray(res.rows).tofile(fh)
+            infos.append((res.rows.shape[0], res.stats, res.num_putative, res.read_s, res.compute_s))
+    return infos
+
+
+class LocalPool:
+    """A process pool on this machine whose workers hold the prune context (sent once, not per task).
+
+    Work goes out as runs of consecutive chunks (:data:`RUNS_PER_WORKER` per
+    worker, taken in order as workers free up).  Each run writes its kept rows
+    to a part file in ``scratch_dir``; the parent reads the parts back in order
+    (DESIGN §5), so memory stays bounded by the chunk size.
+    """
+
+    RUNS_PER_WORKER = 2
+
+    def __init__(self, ctx, workers, scratch_dir=None):
         from concurrent.futures import ProcessPoolExecutor
 
         methods = multiprocessing.get_all_start_methods()
@@ -150,12 +197,43 @@ class LocalPool:
                                             initializer=_init_worker, initargs=(ctx,))
         self.executor.submit(_noop).result()  # start the workers before any output file is open
         self.workers = workers
+        self.scratch = tempfile.mkdtemp(prefix=".gpuprune-parts-", dir=scratch_dir)
+        self._parts = 0
 
     def submit(self, files, kind_name, chunk):
         return self.executor.submit(prune_task, files, None, kind_name, chunk)
 
+    def run(self, jobs):
+        """Yield ``(kind_name, chunk, ChunkResult)`` for ``jobs`` = [(kind_name, files, chunks), ...], in order.
+
+        Every run of every job is submitted at once, so workers never wait for
+        the parent between kinds.
+        """
+        submitted = []
+        for kind_name, files, chunks in jobs:
+            chunks = list(chunks)
+            # The last chunks go out one by one, so little is left to write when the workers finish.
+            tail = min(len(chunks) // 2, self.workers)
+            head = contiguous_groups(chunks[:len(chunks) - tail], self.RUNS_PER_WORKER * self.workers)
+            for run in head + [[c] for c in chunks[len(chunks) - tail:]]:
+                self._parts += 1
+                path = os.path.join(self.scratch, f"part-{self._parts}.i32")
+                fut = self.executor.submit(prune_range_task, files, kind_name, run, path)
+                submitted.append((kind_name, run, path, fut))
+        for kind_name, run, path, fut in submitted:
+            width = KINDS[kind_name].width
+            infos = fut.result()
+            with open(path, "rb") as fh:
+                for chunk, (kept, stats, putative, read_s, compute_s) in zip(run, infos, strict=True):
+                    rows = np.fromfile(fh, dtype=np.int32, count=kept * width).reshape(kept, width)
+                    res = engine.ChunkResult(rows, stats, putative)
+                    res.read_s, res.compute_s = read_s, compute_s
+                    yield kind_name, chunk, res
+            os.remove(path)
+
     def shutdown(self):
         self.executor.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class ExecutorPool:
@@ -193,22 +271,35 @@ class InlinePool:
         close_files()
 
 
-def run_chunks(pool, files, kind_name, chunks, in_flight=None):
-    """Yield ``(chunk, ChunkResult)`` in chunk order, keeping a bounded number of tasks in flight."""
+def run_chunks(pool, jobs, in_flight=None):
+    """Prune ``jobs`` = [(kind_name, files, chunks), ...] on ``pool``.
+
+    Yields ``(kind_name, chunk, ChunkResult)`` in job and chunk order, keeping
+    a bounded number of tasks in flight (pools with their own ``run`` schedule
+    themselves).
+    """
+    if hasattr(pool, "run"):
+        yield from pool.run(jobs)
+        return
     in_flight = in_flight or max(2, 2 * pool.workers)
+    tasks = ((kind_name, files, chunk) for kind_name, files, chunks in jobs for chunk in chunks)
     pending = collections.deque()
-    it = iter(chunks)
-    for chunk in it:
-        pending.append((chunk, pool.submit(files, kind_name, chunk)))
+
+    def submit(task):
+        kind_name, files, chunk = task
+        pending.append((kind_name, chunk, pool.submit(files, kind_name, chunk)))
+
+    for task in tasks:
+        submit(task)
         if len(pending) >= in_flight:
             break
     while pending:
-        chunk, fut = pending.popleft()
+        kind_name, chunk, fut = pending.popleft()
         result = fut.result()
-        nxt = next(it, None)
+        nxt = next(tasks, None)
         if nxt is not None:
-            pending.append((nxt, pool.submit(files, kind_name, nxt)))
-        yield chunk, result
+            submit(nxt)
+        yield kind_name, chunk, result
 
 
 __all__ = ["PROJECTION_HID", "read_chunk", "prune_task", "run_chunks", "LocalPool", "ExecutorPool",

@@ -17,7 +17,7 @@ from .errors import InputError
 #: rows per HDF5 chunk (Snudda's synapse_chunk_size)
 CHUNK_ROWS = 10000
 #: kept rows gathered in memory before one write
-BUFFER_ROWS = 1 << 20
+BUFFER_ROWS = 1 << 15
 COMPRESSIONS = ("lzf", "gzip", None)
 
 
