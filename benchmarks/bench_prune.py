@@ -163,13 +163,16 @@ def main(argv=None):
                      f"snudda mode {snudda_s / snudda_mode:.1f}x")
     print("\n".join(lines))
     if args.record:
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-        with open(HERE / "RESULTS.md", "a") as fh:
-            fh.write(f"\n### {stamp} — bench_prune.py {network.name}\n\nMachine: {info['cpu']}, "
-                     f"{info['cores']} cores, Python {info['python']}, NumPy {info['numpy']}, "
-                     f"h5py {info['h5py']}; CPU path (no GPU).\n\n")
-            fh.write("\n".join(f"- {x}" for x in lines) + "\n")
+        record(f"bench_prune.py {network.name}", info, "CPU path (no GPU)", "\n".join(f"- {x}" for x in lines))
     return 0
+
+
+def record(title, info, setting, body):
+    """Append a dated section with the machine to benchmarks/RESULTS.md."""
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    with open(HERE / "RESULTS.md", "a") as fh:
+        fh.write(f"\n### {stamp} — {title}\n\nMachine: {info['cpu']}, {info['cores']} cores, Python "
+                 f"{info['python']}, NumPy {info['numpy']}, h5py {info['h5py']}; {setting}.\n\n{body}\n")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ appends a table to benchmarks/RESULTS.md.  ``--big`` adds 1e8 and 1e9 rows.
 """
 
 import argparse
-import datetime
 import os
 import subprocess
 import sys
@@ -26,9 +25,10 @@ import threading
 import time
 from pathlib import Path
 
-from bench_prune import compute_only, machine, run_snudda, same_rows
+from bench_prune import compute_only, machine, record, run_snudda, same_rows
 
 import gpuprune
+import gpuprune.network
 from gpuprune import synth
 
 HERE = Path(__file__).resolve().parent
@@ -84,12 +84,21 @@ def run_measured(cmd):
 
 
 def network_for(rows, workdir):
+    """A synthetic network of about ``rows`` putative rows (generated once, then reused)."""
     neurons = max(20, int(round(rows / SYN_PER_NEURON)))
-    path = Path(workdir) / f"synth-{neurons}"
-    if not (path / "log" / "network-detect-worklog.hdf5").exists():
-        print(f"  generating {neurons:,} neurons x {SYN_PER_NEURON} synapses ...", flush=True)
-        synth.generate_network(path, num_neurons=neurons, synapses_per_neuron=SYN_PER_NEURON, seed=1,
-                               overwrite=True)
+    for _ in range(3):  # small networks have fewer rows per neuron (partners repeat): rescale
+        path = Path(workdir) / f"synth-{neurons}"
+        marker = path / "log" / "network-detect-worklog.hdf5"
+        if not marker.exists():
+            print(f"  generating {neurons:,} neurons x {SYN_PER_NEURON} synapses ...", flush=True)
+            summary = synth.generate_network(path, num_neurons=neurons, synapses_per_neuron=SYN_PER_NEURON,
+                                             seed=1, overwrite=True)
+            made = summary["num_synapses"] + summary["num_projection_synapses"] + summary["num_gap_junctions"]
+        else:
+            made = sum(gpuprune.network.Network(path).num_rows(k) for k in ("synapses", "gap_junctions"))
+        if 0.8 * rows <= made <= 1.25 * rows:
+            break
+        neurons = max(20, int(round(neurons * rows / made)))
     return path
 
 
@@ -138,11 +147,8 @@ def main(argv=None):
     table = _table(results)
     print("\n" + table)
     if args.record:
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-        with open(HERE / "RESULTS.md", "a") as fh:
-            fh.write(f"\n### {stamp} — sweep.py (synthetic networks, {SYN_PER_NEURON} synapses/neuron)\n\n"
-                     f"Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, NumPy "
-                     f"{info['numpy']}; GPU: {'yes' if gpu else 'none'}.\n\n{table}\n")
+        record(f"sweep.py (synthetic networks, {SYN_PER_NEURON} synapses/neuron)", info,
+               f"GPU: {'yes' if gpu else 'none'}", table)
     return 0
 
 

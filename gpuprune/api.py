@@ -234,8 +234,8 @@ class Pruner:
                 for kind_name, chunk, res in run_chunks(pool, jobs):
                     out.append(kind_name, res.rows)
                     stats += res.stats
-                    read_s += getattr(res, "read_s", 0.0)
-                    compute_s += getattr(res, "compute_s", 0.0)
+                    read_s += res.read_s
+                    compute_s += res.compute_s
                     done += chunk.num_rows
                     if progress is not None:
                         progress(done, total_rows)

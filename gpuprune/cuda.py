@@ -464,8 +464,8 @@ def _merge(results, code_size, kind):
         stats += r.stats
     merged = engine.ChunkResult(np.concatenate(rows) if rows else np.zeros((0, kind.width), np.int32),
                                 stats, sum(r.num_putative for r in results))
-    merged.read_s = sum(getattr(r, "read_s", 0.0) for r in results)
-    merged.compute_s = sum(getattr(r, "compute_s", 0.0) for r in results)
+    merged.read_s = sum(r.read_s for r in results)
+    merged.compute_s = sum(r.compute_s for r in results)
     return merged
 
 

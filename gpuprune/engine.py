@@ -83,12 +83,15 @@ class ChunkResult:
     """Kept rows of one chunk (output order) and per-pathway counts.
 
     ``stats`` is an int64 array (4, n_pathway_codes): putative rows, kept rows,
-    putative pairs, connected pairs, indexed by ``pathway_code``.
+    putative pairs, connected pairs, indexed by ``pathway_code``; ``read_s`` and
+    ``compute_s`` are the seconds a worker spent reading and pruning the chunk.
     """
 
     rows: np.ndarray
     stats: np.ndarray
     num_putative: int
+    read_s: float = 0.0
+    compute_s: float = 0.0
 
 
 def pathway_code_size(ctx):

@@ -27,8 +27,8 @@ from .errors import InputError
 
 PHILOX_M0 = np.uint64(0xD2511F53)
 PHILOX_M1 = np.uint64(0xCD9E8D57)
-PHILOX_W0 = np.uint64(0x9E3779B9)
-PHILOX_W1 = np.uint64(0xBB67AE85)
+PHILOX_W0 = np.uint32(0x9E3779B9)  # key bumps (Weyl sequence), added modulo 2**32
+PHILOX_W1 = np.uint32(0xBB67AE85)
 PHILOX_ROUNDS = 10
 
 #: ``ctr[3]`` of the per-neuron key derivation call ("neur").
@@ -41,12 +41,9 @@ KIND_GAP_JUNCTION = 1
 #: default master seed when neither the user nor the config gives one (as Snudda).
 DEFAULT_SEED = 1003
 
-_MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 _SHIFT11 = np.uint64(11)
 _TWO_M53 = 2.0 ** -53
-_W0_32 = np.uint32(0x9E3779B9)
-_W1_32 = np.uint32(0xBB67AE85)
 # Lanes processed per pass: small enough that the temporaries stay in cache.
 _BLOCK = 1 << 14
 
@@ -76,8 +73,8 @@ def _philox_block(c0, c1, c2, c3, k0, k1):
         c2 ^= k1
         c1, c3 = v1[lo], v0[lo]
         if r + 1 < PHILOX_ROUNDS:
-            k0 = k0 + _W0_32
-            k1 = k1 + _W1_32
+            k0 = k0 + PHILOX_W0
+            k1 = k1 + PHILOX_W1
     return c0, c1, c2, c3
 
 

@@ -226,9 +226,7 @@ class LocalPool:
             with open(path, "rb") as fh:
                 for chunk, (kept, stats, putative, read_s, compute_s) in zip(run, infos, strict=True):
                     rows = np.fromfile(fh, dtype=np.int32, count=kept * width).reshape(kept, width)
-                    res = engine.ChunkResult(rows, stats, putative)
-                    res.read_s, res.compute_s = read_s, compute_s
-                    yield kind_name, chunk, res
+                    yield kind_name, chunk, engine.ChunkResult(rows, stats, putative, read_s, compute_s)
             os.remove(path)
 
     def shutdown(self):
