@@ -106,12 +106,12 @@ def _cat(parts):
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def open_h5(path):
+def open_h5(path, **options):
     """Open an HDF5 file read-only; a missing or unreadable file is an :class:`InputError`."""
     if not os.path.exists(path):
         raise InputError("file not found", path)
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", **options)
     except OSError as exc:
         raise InputError(f"cannot open HDF5 file (truncated or corrupt?): {exc}", path) from None
 

@@ -27,8 +27,11 @@ from .network import KINDS, PROJECTION_HID, open_h5
 #: input files kept open per thread (LRU).  Every chunk reads a slice of nearly every hyper voxel
 #: file, so this must exceed the file count: reopening drops HDF5's chunk cache and costs a
 #: second decompression of each boundary chunk (a 1e8-row network with 124 files ran 1.6x slower
-#: with 64).  Each open file holds at most ~1 MB of chunk cache per dataset.
+#: with 64).  Each open file holds at most CHUNK_CACHE_BYTES of chunk cache per dataset.
 MAX_OPEN_FILES = 512
+#: HDF5 chunk cache per open dataset: two of Snudda's 10000-row chunks (h5py's default, 8 MiB,
+#: made a 124-file network take 2.8 GB; the boundary chunk is all that is reused).
+CHUNK_CACHE_BYTES = 1 << 20
 
 # Open input files per thread: a thread never closes a file another thread is reading.
 _local = threading.local()
@@ -51,7 +54,7 @@ def _dataset(path, name):
     files = _open_files()
     entry = files.get(path)
     if entry is None:
-        entry = files[path] = (open_h5(path), {})
+        entry = files[path] = (open_h5(path, rdcc_nbytes=CHUNK_CACHE_BYTES), {})
         if len(files) > MAX_OPEN_FILES:
             files.popitem(last=False)[1][0].close()
     else:
