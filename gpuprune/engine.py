@@ -190,15 +190,19 @@ class _PhiloxDraws:
         """Draws for the rows (or group starts) ``idx`` (None: every row), counter word 1 = ``row``."""
         n = self.s_src.size if idx is None else idx.size
 
+        # Words that are the same for every draw stay scalars (they broadcast in the first round);
+        # non-negative int32 columns are reinterpreted as uint32 without a copy.
+        c1_all = None if row is None else np.uint32(row)
+        c3 = np.uint32(word3)
+
         def lanes(s, e):
             i = slice(s, e) if idx is None else idx[s:e]
             d = self.s_dest[i] - self.dest_lo
-            tword = self.s_typ[i].astype(np.uint32)
+            tword = self.s_typ[i].view(np.uint32)
             if self.kind_bits:
-                tword |= self.kind_bits
-            c1 = np.full(e - s, row, dtype=np.uint32) if row is not None else self.pos[i].astype(np.uint32)
-            return (self.s_src[i].astype(np.uint32), c1, tword, np.full(e - s, word3, dtype=np.uint32),
-                    self.k0[d], self.k1[d])
+                tword = tword | self.kind_bits
+            c1 = c1_all if c1_all is not None else self.pos[i].view(np.uint32)
+            return self.s_src[i].view(np.uint32), c1, tword, c3, self.k0[d], self.k1[d]
 
         return _rng.philox_uniform_blocks(n, lanes, both)
 
