@@ -60,6 +60,35 @@ def tree_rss_bytes(pid):
     return total
 
 
+class DeviceMemorySampler:
+    """Peak memory used on GPU 0 above what was in use before (NVML, sampled every 10 ms)."""
+
+    def __enter__(self):
+        import pynvml
+
+        pynvml.nvmlInit()
+        self._nvml, self._handle = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
+        self._base = self._used()
+        self.peak, self._done = 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _used(self):
+        return self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used
+
+    def _sample(self):
+        while not self._done.is_set():
+            self.peak = max(self.peak, self._used() - self._base)
+            self._done.wait(0.01)
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+        self._nvml.nvmlShutdown()
+        return False
+
+
 def run_measured(cmd):
     """Run a command; return (seconds, peak RSS of its process tree in bytes)."""
     peak = [0]
@@ -132,9 +161,12 @@ def main(argv=None):
         row = {"rows": rows, "cli_s": seconds, "rate": rows / seconds, "peak_gb": peak / 2 ** 30,
                "compute_rate": compute_rate, "workers": r2.workers, "api_s": r2.timings["total"]}
         if gpu:
-            g = gpuprune.prune(net, output_file=workdir / "gpu.hdf5", device="gpu")
+            gpuprune.prune(net, output_file=workdir / "gpu.hdf5", device="gpu")  # warm-up (kernel compile)
+            with DeviceMemorySampler() as mem:
+                g = gpuprune.prune(net, output_file=workdir / "gpu.hdf5", device="gpu")
             assert same_rows(out, workdir / "gpu.hdf5"), "GPU output differs from the CPU's"
             row["gpu_s"] = g.timings["total"]
+            row["gpu_peak_gb"] = mem.peak / 2 ** 30
         if (args.snudda_python or _snudda_here()) and rows <= args.snudda_max_rows:
             with tempfile.TemporaryDirectory(dir=workdir) as tmp:
                 s, snudda_out = run_snudda(net, args.snudda_python, tmp)
@@ -180,7 +212,8 @@ def _table(results):
         cells = [f"{r['rows']:,}", f"{r['cli_s']:.2f}", f"{r['rate'] / 1e6:.2f}", f"{r['rate'] / base:.2f}",
                  f"{r['peak_gb']:.2f}", f"{r['compute_rate'] / 1e6:.2f}",
                  "" if sn is None else f"{sn:.1f}", "" if sn is None else f"{sn / r['cli_s']:.0f}x",
-                 f"{r['gpu_s']:.2f}" if "gpu_s" in r else "not measured (no GPU)"]
+                 f"{r['gpu_s']:.2f} (peak {r['gpu_peak_gb']:.2f} GB on device)" if "gpu_s" in r
+                 else "not measured (no GPU)"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
