@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""GPU benchmark: on-device rows/s, and end to end against the CPU path and plain read + write.
+
+    python benchmarks/bench_gpu.py NETWORK [--repeat 3] [--record]
+    python benchmarks/bench_gpu.py NETWORK --emulate        # smoke test of this script without a GPU
+
+1. Correctness first: every chunk pruned on the device equals the NumPy engine's result, and
+   ``gpuprune.prune(device="gpu")`` writes the same bytes as ``device="cpu"`` (philox mode).
+2. On device: sort + segment + draw + decide + compact of chunks already uploaded, timed with CUDA
+   events after a warm-up run (target on an H100: >= 3e9 rows/s).
+3. End to end: ``gpuprune.prune`` on the GPU and on the CPU, and the time to merely read every input
+   row and write the kept rows (target: the GPU path within 90 % of that rate).
+With ``--emulate`` the device is the emulated one (kernels compiled for the host): the numbers then
+say nothing about a GPU, and are not recorded.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from bench_prune import machine, record, same_rows
+
+import gpuprune
+from gpuprune import _device, cuda, engine, stream
+from gpuprune.network import KINDS, Network
+from gpuprune.writer import OutputWriter
+
+
+def device_rows_per_second(network, emulate, repeat):
+    """Rows/s of the device engine on uploaded chunks; checks each chunk against the NumPy engine."""
+    net = Network(network)
+    ctx = engine.PruneContext.from_network(net)
+    pool = cuda.GpuPool(ctx, net, emulate=emulate)
+    worker = pool.devices[0]
+    dev, state = worker.dev, worker.state
+    staged = []
+    try:
+        for kind in KINDS.values():
+            files = net.spec()["files"][kind.name]
+            for chunk in net.plan(kind.name, pool.row_budget(kind.name)):
+                rows, _ = stream.read_chunk(files, kind, chunk)
+                dist = _device.distance_tables(ctx, kind, rows)
+                with dev.device_scope():
+                    d_rows = dev.upload(rows.reshape(-1))
+                    d_dist = {k: dev.upload(v) for k, v in dist.items()}
+                staged.append((kind, chunk, rows, d_rows, d_dist))
+
+        def run_all():
+            out = []
+            with dev.device_scope():
+                for kind, chunk, rows, d_rows, d_dist in staged:
+                    out.append(_device.prune_on_device(state, kind, d_rows, d_dist, rows, chunk.dest_lo,
+                                                       chunk.dest_hi))
+            return out
+
+        for (kind, chunk, rows, _, _), res in zip(staged, run_all(), strict=True):  # correctness + warm-up
+            ref = engine.prune_chunk(ctx, kind, rows, chunk.dest_lo, chunk.dest_hi)
+            assert np.array_equal(ref.rows, res.rows), f"{kind.name} chunk {chunk.index}: device != CPU engine"
+        n = sum(rows.shape[0] for _, _, rows, _, _ in staged)
+        best = float("inf")
+        for _ in range(repeat):
+            if emulate:
+                t0 = time.perf_counter()
+                run_all()
+                seconds = time.perf_counter() - t0
+            else:
+                import cupy
+
+                start, end = cupy.cuda.Event(), cupy.cuda.Event()
+                start.record()
+                run_all()
+                end.record()
+                end.synchronize()
+                seconds = cupy.cuda.get_elapsed_time(start, end) / 1e3
+            best = min(best, seconds)
+        return n, n / best, dev.description
+    finally:
+        pool.shutdown()
+        stream.close_files()
+
+
+def read_write_seconds(network, out):
+    """Time to read every input row and write the rows a philox prune keeps (no pruning)."""
+    net = Network(network)
+    kept = gpuprune.prune(network, output_file=out, device="cpu")
+    import h5py
+
+    with h5py.File(out, "r") as f:
+        rows = {k: f[f"network/{k}"][()] for k in KINDS}
+    t0 = time.perf_counter()
+    for kind in KINDS.values():
+        files = net.spec()["files"][kind.name]
+        for chunk in net.plan(kind.name, 1_000_000):
+            stream.read_chunk(files, kind, chunk)
+    stream.close_files()
+    with OutputWriter(out, net.worklog_path, net.config) as w:
+        for k, r in rows.items():
+            w.append(k, r)
+    return time.perf_counter() - t0, kept
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("network")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--emulate", action="store_true", help="emulated device (no GPU needed; numbers meaningless)")
+    ap.add_argument("--record", action="store_true")
+    args = ap.parse_args(argv)
+    network = Path(args.network).resolve()
+    if not args.emulate and cuda.device_count() == 0:
+        print("no GPU: nothing to measure (use --emulate to check this script)")
+        return 1
+    info = machine()
+    n, device_rate, description = device_rows_per_second(network, args.emulate, args.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rw_s, cpu = read_write_seconds(network, tmp / "rw.hdf5")
+        if args.emulate:
+            from unittest import mock
+
+            real = cuda.GpuPool
+            patches = [mock.patch.object(cuda, "GpuPool", lambda ctx, net, **kw: real(ctx, net, emulate=True, **kw)),
+                       mock.patch.object(gpuprune.api, "_gpu_available", lambda: True)]
+            for p in patches:
+                p.start()
+        try:
+            gpu_times, cpu_times = [], []
+            for _ in range(args.repeat):
+                gpu_times.append(gpuprune.prune(network, output_file=tmp / "gpu.hdf5", device="gpu").timings["total"])
+                cpu_times.append(gpuprune.prune(network, output_file=tmp / "cpu.hdf5", device="cpu").timings["total"])
+        finally:
+            if args.emulate:
+                for p in patches:
+                    p.stop()
+        assert same_rows(tmp / "gpu.hdf5", tmp / "cpu.hdf5"), "GPU output differs from the CPU's"
+    rows = cpu.synapses_before + cpu.gap_junctions_before
+    lines = [
+        f"network: {network.name}: {rows:,} putative rows; device: {description}",
+        f"on device (sort+segment+draw+decide+compact, uploaded chunks, best of {args.repeat}): "
+        f"{device_rate / 1e9:.3f} G rows/s ({n:,} rows)",
+        f"end to end GPU: {min(gpu_times):.3f} s = {rows / min(gpu_times) / 1e6:.1f} M rows/s; "
+        f"CPU ({cpu.workers} workers): {min(cpu_times):.3f} s = {rows / min(cpu_times) / 1e6:.1f} M rows/s; "
+        f"GPU/CPU speed-up {min(cpu_times) / min(gpu_times):.1f}x",
+        f"read all rows + write the kept rows (no pruning): {rw_s:.3f} s = {rows / rw_s / 1e6:.1f} M rows/s; "
+        f"GPU end to end reaches {100 * rw_s / min(gpu_times):.0f} % of that rate",
+    ]
+    print("\n".join(lines))
+    if args.record and not args.emulate:
+        record(f"bench_gpu.py {network.name}", info, f"GPU: {description}", "\n".join(f"- {x}" for x in lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
