@@ -26,9 +26,10 @@ static_assert(sizeof(gp_u8) == 1 && sizeof(gp_i32) == 4 && sizeof(gp_u32) == 4 &
 #define GP_HD inline
 #endif
 
-// The generated #define block (gpuprune.cuda.kernel_defines) must come first.
-#if !defined(GP_KEY_TAG) || !defined(GP_GROUP_ROW) || !defined(GP_GAP_JUNCTION_TYPE)
-#error "compile the gpuprune kernels through gpuprune.cuda.kernel_source() (missing #define block)"
+// The generated #define block (gpuprune.cuda.kernel_defines) comes first in the source CuPy
+// compiles; a standalone build takes the same block from gp_defines.cuh.
+#if !defined(GP_KEY_TAG)
+#include "gp_defines.cuh"
 #endif
 
 #endif  // GPUPRUNE_GP_COMMON_CUH

@@ -56,6 +56,24 @@ def test_cu_files_compile_with_nvcc(tmp_path, name, arch):
     assert (tmp_path / "out.cubin").stat().st_size > 0
 
 
+def test_standalone_defines_match_the_generated_block():
+    """kernels/gp_defines.cuh (read only by standalone builds) holds exactly the generated block."""
+    text = open(os.path.join(cuda.kernel_dir(), "gp_defines.cuh")).read()
+    assert cuda.define_block() in text
+    assert sorted(re.findall(r"^#define (GP_\w+)", text, re.M)) == sorted(cuda.kernel_defines())
+
+
+@needs_nvcc
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name", _kernel_files(".cu"))
+def test_cu_files_compile_standalone(tmp_path, name, arch):
+    """A plain ``nvcc -Ikernels kernels/prune.cu`` works too (the block comes from gp_defines.cuh)."""
+    proc = subprocess.run([NVCC, f"-I{cuda.kernel_dir()}", *cuda.COMPILE_OPTIONS, f"-arch={arch}", "--ptx",
+                           "-o", str(tmp_path / "out.ptx"), os.path.join(cuda.kernel_dir(), name)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 @needs_nvcc
 @pytest.mark.parametrize("name", cuda.KERNEL_HEADERS)
 def test_headers_compile_on_their_own(tmp_path, name):
