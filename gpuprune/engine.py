@@ -233,7 +233,6 @@ class _SnuddaDraws:
         self.u = pcg64_uniform_streams(_neuron_seed_table(ctx)[dests], lengths)
         self.sizes = sizes.astype(np.int64)
         self.pos, self.gid = pos, gid
-        self.starts = np.cumsum(self.sizes) - self.sizes
 
     def group(self, starts):
         g = self.gid[starts]
