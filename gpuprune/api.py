@@ -220,8 +220,8 @@ class Pruner:
             pool = gpu_pool
         elif executor is not None:
             pool = ExecutorPool(ctx, executor, n_workers)
-        elif n_workers == 1 or n_chunks <= 1:
-            pool = InlinePool(ctx)
+        elif n_workers == 1 or n_chunks <= 1 or (row_budget is None and sum(totals.values()) <= MIN_ROW_BUDGET):
+            pool = InlinePool(ctx)  # one process: nothing to share, or too little to pay for starting workers
         else:
             pool = LocalPool(ctx, min(n_workers, n_chunks), scratch_dir=os.path.dirname(output_file))
         stats = np.zeros((4, engine.pathway_code_size(ctx)), dtype=np.int64)
