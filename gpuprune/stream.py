@@ -29,6 +29,8 @@ from .network import KINDS, PROJECTION_HID, open_h5
 #: second decompression of each boundary chunk (a 1e8-row network with 124 files ran 1.6x slower
 #: with 64).  Each open file holds at most CHUNK_CACHE_BYTES of chunk cache per dataset.
 MAX_OPEN_FILES = 512
+#: seconds between looks at a part file that a worker is still writing
+PART_POLL_S = 0.002
 #: HDF5 chunk cache per open dataset: two of Snudda's 10000-row chunks (h5py's default, 8 MiB,
 #: made a 124-file network take 2.8 GB; the boundary chunk is all that is reused).
 CHUNK_CACHE_BYTES = 1 << 20
@@ -166,29 +168,80 @@ def contiguous_groups(chunks, n_groups):
     return [chunks[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
+_PART_MAGIC = 0x67707275  # "gpru": start of every chunk record in a part file
+_PART_HEADER = 4 * 8 + 2 * 8  # int64 (magic, kept rows, putative rows, stats size), float64 (read_s, compute_s)
+
+
 def prune_range_task(files, kind_name, chunks, part_path):
-    """Prune consecutive chunks in one worker, appending kept rows to a part file.
+    """Prune consecutive chunks in one worker, appending one record per chunk to a part file.
 
     Consecutive chunks share the HDF5 chunks at their boundaries; reading them in
-    one process lets HDF5's chunk cache decompress those once.  Returns, per
-    chunk, ``(kept rows, stats, putative rows, read_s, compute_s)``.
+    one process lets HDF5's chunk cache decompress those once.  Each record is
+    flushed when its chunk is done, so the parent can write it out while this
+    worker goes on (:meth:`LocalPool.run`).
     """
-    infos = []
     with open(part_path, "wb") as fh:
         for chunk in chunks:
             res = prune_task(files, None, kind_name, chunk)
+            np.array([_PART_MAGIC, res.rows.shape[0], res.num_putative, res.stats.size], dtype=np.int64).tofile(fh)
+            np.array([res.read_s, res.compute_s], dtype=np.float64).tofile(fh)
+            np.ascontiguousarray(res.stats, dtype=np.int64).tofile(fh)
             np.ascontiguousarray(res.rows).tofile(fh)
-            infos.append((res.rows.shape[0], res.stats, res.num_putative, res.read_s, res.compute_s))
-    return infos
+            fh.flush()
+    return len(chunks)
+
+
+def _read_exact(fh, nbytes, fut, path):
+    """``nbytes`` from a part file a worker is still writing; re-raises the worker's error if it fails."""
+    parts, missing = [], nbytes
+    while missing:
+        data = fh.read(missing)
+        if data:
+            parts.append(data)
+            missing -= len(data)
+            continue
+        if fut.done():
+            fut.result()  # the worker's exception, if it failed
+            if not fh.read(1):  # finished, and still short: cannot happen unless the file was tampered with
+                raise InputError(f"part file ended {missing} bytes early", path)
+            fh.seek(-1, os.SEEK_CUR)
+            continue
+        time.sleep(PART_POLL_S)
+    return b"".join(parts)
+
+
+def _follow_part(path, fut, chunks, width, stats_shape):
+    """Yield ``(chunk, ChunkResult)`` from a part file as its worker writes it."""
+    while not os.path.exists(path):  # the task may still be queued
+        if fut.done():
+            fut.result()
+            if not os.path.exists(path):
+                raise InputError("a worker finished without writing its part file", path)
+        time.sleep(PART_POLL_S)
+    with open(path, "rb") as fh:
+        for chunk in chunks:
+            head = _read_exact(fh, _PART_HEADER, fut, path)
+            magic, kept, putative, n_stats = np.frombuffer(head, dtype=np.int64, count=4)
+            if magic != _PART_MAGIC or n_stats != np.prod(stats_shape):
+                raise InputError("part file is corrupt", path)
+            read_s, compute_s = np.frombuffer(head, dtype=np.float64, count=2, offset=32)
+            stats = np.frombuffer(_read_exact(fh, 8 * int(n_stats), fut, path), dtype=np.int64).reshape(stats_shape)
+            body = _read_exact(fh, 4 * int(kept) * width, fut, path)
+            rows = np.frombuffer(body, dtype=np.int32).reshape(int(kept), width).copy()
+            yield chunk, engine.ChunkResult(rows, stats.copy(), int(putative), float(read_s), float(compute_s))
+    fut.result()
 
 
 class LocalPool:
     """A process pool on this machine whose workers hold the prune context (sent once, not per task).
 
     Work goes out as runs of consecutive chunks (:data:`RUNS_PER_WORKER` per
-    worker, taken in order as workers free up).  Each run writes its kept rows
-    to a part file in ``scratch_dir``; the parent reads the parts back in order
-    (DESIGN §5), so memory stays bounded by the chunk size.
+    worker, taken in order as workers free up): every run boundary costs a second
+    decompression of the compressed chunk each file has there, so runs are long.
+    Each run appends its chunks' kept rows to a part file in ``scratch_dir``; the
+    parent follows the parts in order (DESIGN §5) and writes each chunk as soon as
+    it is in, so memory stays bounded by the chunk size and little is left to write
+    when the workers finish.
     """
 
     RUNS_PER_WORKER = 2
@@ -203,6 +256,7 @@ class LocalPool:
                                             initializer=_init_worker, initargs=(ctx,))
         self.executor.submit(_noop).result()  # start the workers before any output file is open
         self.workers = workers
+        self.stats_shape = (4, engine.pathway_code_size(ctx))
         self.scratch = tempfile.mkdtemp(prefix=".gpuprune-parts-", dir=scratch_dir)
         self._parts = 0
 
@@ -217,28 +271,19 @@ class LocalPool:
         """
         submitted = []
         for kind_name, files, chunks in jobs:
-            chunks = list(chunks)
-            # The last chunks go out one by one, so little is left to write when the workers finish.
-            tail = min(len(chunks) // 2, self.workers)
-            head = contiguous_groups(chunks[:len(chunks) - tail], self.RUNS_PER_WORKER * self.workers)
-            for run in head + [[c] for c in chunks[len(chunks) - tail:]]:
+            for run in contiguous_groups(list(chunks), self.RUNS_PER_WORKER * self.workers):
                 self._parts += 1
-                path = os.path.join(self.scratch, f"part-{self._parts}.i32")
+                path = os.path.join(self.scratch, f"part-{self._parts}.bin")
                 fut = self.executor.submit(prune_range_task, files, kind_name, run, path)
                 submitted.append((kind_name, run, path, fut))
         for kind_name, run, path, fut in submitted:
-            width = KINDS[kind_name].width
-            infos = fut.result()
-            with open(path, "rb") as fh:
-                for chunk, (kept, stats, putative, read_s, compute_s) in zip(run, infos, strict=True):
-                    rows = np.fromfile(fh, dtype=np.int32, count=kept * width).reshape(kept, width)
-                    yield kind_name, chunk, engine.ChunkResult(rows, stats, putative, read_s, compute_s)
+            for chunk, res in _follow_part(path, fut, run, KINDS[kind_name].width, self.stats_shape):
+                yield kind_name, chunk, res
             os.remove(path)
 
     def shutdown(self):
         self.executor.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
-
 
 class ExecutorPool:
     """Tasks on a user's :class:`concurrent.futures.Executor` (the context travels with each task)."""
