@@ -31,9 +31,10 @@ from .network import KINDS, PROJECTION_HID, open_h5
 MAX_OPEN_FILES = 512
 #: seconds between looks at a part file that a worker is still writing
 PART_POLL_S = 0.002
-#: HDF5 chunk cache per open dataset: two of Snudda's 10000-row chunks (h5py's default, 8 MiB,
-#: made a 124-file network take 2.8 GB; the boundary chunk is all that is reused).
-CHUNK_CACHE_BYTES = 1 << 20
+#: HDF5 chunk cache per open dataset: one of Snudda's 10000-row chunks (520 KB) with room to
+#: spare; the boundary chunk is all that is reused (h5py's default, 8 MiB, made a 124-file
+#: network take 2.8 GB).  An open file then costs about 1.1 MB.
+CHUNK_CACHE_BYTES = 640 << 10
 
 # Open input files per thread: a thread never closes a file another thread is reading.
 _local = threading.local()
