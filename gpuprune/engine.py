@@ -266,8 +266,8 @@ def _check_relative_distance(ctx, g_c8_min, g_c8_max, g_dest):
         return
     msd = ctx.max_soma_distance_dend[g_dest]
     with np.errstate(divide="ignore", invalid="ignore"):
-        r_lo = (g_c8_min * 1e-6) / msd
-        r_hi = (g_c8_max * 1e-6) / msd
+        r_lo = _metres(g_c8_min) / msd
+        r_hi = _metres(g_c8_max) / msd
     bad = ~((r_lo >= 0) & (r_hi <= 1))
     if bad.any():
         i = int(np.argmax(bad))
@@ -287,18 +287,14 @@ def _distance_probability(ctx, expr, col8, dest_of):
 
     ``dest_of()`` returns the rows' dest neurons; it is only called when ``r`` is needed.
     """
-    msd = ctx.max_soma_distance_dend
-    if ctx.mode == SNUDDA:
+    if ctx.mode == SNUDDA or expr.uses_r:  # per row: with r, every (d, dest) pair is its own argument
         d = _metres(col8)
-        r = d / msd[dest_of()] if expr.uses_r else None
-        return expr.evaluate_numexpr(d, r)
-    if expr.uses_r:  # every (d, dest) pair is its own argument
-        d = _metres(col8)
-        return expr.evaluate(d, d / msd[dest_of()])
+        r = d / ctx.max_soma_distance_dend[dest_of()] if expr.uses_r else None
+        return expr.evaluate_numexpr(d, r) if ctx.mode == SNUDDA else expr.evaluate(d, r)
     lo, hi = int(col8.min()), int(col8.max())
     if hi - lo < 4 * col8.size + 4096:  # dense table over the values' range
         table = expr.evaluate(_metres(np.arange(lo, hi + 1, dtype=np.int64)))
-        return table[col8 - np.int32(lo)] if col8.dtype == np.int32 else table[col8 - lo]
+        return table[col8 - lo]
     values, inverse = np.unique(col8, return_inverse=True)
     return expr.evaluate(_metres(values.astype(np.int64)))[inverse]
 

@@ -261,9 +261,6 @@ class LocalPool:
         self.scratch = tempfile.mkdtemp(prefix=".gpuprune-parts-", dir=scratch_dir)
         self._parts = 0
 
-    def submit(self, files, kind_name, chunk):
-        return self.executor.submit(prune_task, files, None, kind_name, chunk)
-
     def run(self, jobs):
         """Yield ``(kind_name, chunk, ChunkResult)`` for ``jobs`` = [(kind_name, files, chunks), ...], in order.
 
