@@ -24,6 +24,11 @@ from ._malloc import tune_malloc
 from .errors import InputError
 from .network import KINDS, PROJECTION_HID, open_h5
 
+try:
+    from ._lzf import decompress_into as _lzf_decompress_into
+except ImportError:  # built without a C compiler: read through h5py (same bytes, slower)
+    _lzf_decompress_into = None
+
 #: input files kept open per thread (LRU).  Every chunk reads a slice of nearly every hyper voxel
 #: file, so this must exceed the file count: reopening drops HDF5's chunk cache and costs a
 #: second decompression of each boundary chunk (a 1e8-row network with 124 files ran 1.6x slower
@@ -35,6 +40,13 @@ PART_POLL_S = 0.002
 #: spare; the boundary chunk is all that is reused (h5py's default, 8 MiB, made a 124-file
 #: network take 2.8 GB).  An open file then costs about 1.1 MB.
 CHUNK_CACHE_BYTES = 640 << 10
+
+#: decode the raw LZF chunks of the synapse matrices with gpuprune._lzf instead of reading
+#: through h5py (environment: GPUPRUNE_DIRECT_READ=0 turns it off).  Both give the same bytes;
+#: h5py's path costs 200-240 ns a row on the CPU used for benchmarks/RESULTS.md, this one ~70.
+DIRECT_READ = os.environ.get("GPUPRUNE_DIRECT_READ", "1") != "0"
+#: HDF5's id for the LZF filter (h5py's registration)
+LZF_FILTER = 32000
 
 # Open input files per thread: a thread never closes a file another thread is reading.
 _local = threading.local()
@@ -57,16 +69,101 @@ def _dataset(path, name):
     files = _open_files()
     entry = files.get(path)
     if entry is None:
-        entry = files[path] = (open_h5(path, rdcc_nbytes=CHUNK_CACHE_BYTES), {})
+        entry = files[path] = (open_h5(path, rdcc_nbytes=CHUNK_CACHE_BYTES), {}, {})
         if len(files) > MAX_OPEN_FILES:
             files.popitem(last=False)[1][0].close()
     else:
         files.move_to_end(path)
-    f, datasets = entry
+    f, datasets, _ = entry
     ds = datasets.get(name)
     if ds is None:
         ds = datasets[name] = f[name]
     return ds
+
+
+class DirectRows:
+    """Row slices of a chunked, LZF-compressed (or unfiltered) int32 matrix, read by decoding
+    its raw chunks.
+
+    A chunk that a slice covers whole is decoded straight into the caller's array; a chunk
+    that a slice covers in part is decoded into a one-chunk cache, so consecutive slices
+    that share it (adjacent dest ranges) decode it once.
+    """
+
+    __slots__ = ("ds", "chunk_rows", "width", "lzf", "cache", "cached")
+
+    def __init__(self, ds, lzf):
+        self.ds = ds
+        self.chunk_rows, self.width = ds.chunks
+        self.lzf = lzf
+        self.cache = None
+        self.cached = -1
+
+    @classmethod
+    def wrap(cls, ds):
+        """A DirectRows for ``ds``, or None when its layout is not one this reader decodes."""
+        if not DIRECT_READ or ds.ndim != 2 or ds.chunks is None or ds.chunks[1] != ds.shape[1]:
+            return None
+        if ds.dtype != np.dtype("<i4"):
+            return None
+        plist = ds.id.get_create_plist()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        if filters == [LZF_FILTER] and _lzf_decompress_into is not None:
+            return cls(ds, True)
+        return cls(ds, False) if not filters else None
+
+    def _decode(self, k, dst):
+        """Chunk ``k`` into ``dst`` (a C-contiguous int32 array of exactly one chunk)."""
+        try:
+            mask, raw = self.ds.id.read_direct_chunk((k * self.chunk_rows, 0))
+        except (KeyError, ValueError, OSError):  # unallocated or unreadable chunk: let h5py decide
+            r0 = k * self.chunk_rows
+            self.ds.read_direct(dst, np.s_[r0:min(r0 + self.chunk_rows, self.ds.shape[0])],
+                                np.s_[0:min(self.chunk_rows, self.ds.shape[0] - r0)])
+            return
+        if self.lzf and not mask & 1:  # bit 0 set: the (optional) filter was skipped for this chunk
+            try:
+                n = _lzf_decompress_into(raw, dst)
+            except ValueError as exc:
+                raise OSError(f"chunk at row {k * self.chunk_rows}: {exc}") from None
+        else:
+            n = len(raw)
+            if n == dst.nbytes:
+                dst.reshape(-1)[:] = np.frombuffer(raw, dtype="<i4")
+        if n != dst.nbytes:
+            raise OSError(f"chunk at row {k * self.chunk_rows} holds {n} bytes, expected {dst.nbytes}")
+
+    def read(self, out, r0, r1, o0):
+        """Rows ``r0:r1`` into ``out[o0:o0 + r1 - r0]`` (``out`` C-contiguous, int32)."""
+        c = self.chunk_rows
+        for k in range(r0 // c, (r1 - 1) // c + 1):  # per HDF5 chunk (10000 rows in Snudda's files)
+            a, b = max(r0, k * c), min(r1, (k + 1) * c)
+            if b - a == c:
+                self._decode(k, out[o0 + a - r0:o0 + b - r0])
+                continue
+            if self.cached != k:
+                if self.cache is None:
+                    self.cache = np.empty((c, self.width), dtype=np.int32)
+                self.cached = -1
+                self._decode(k, self.cache)
+                self.cached = k
+            out[o0 + a - r0:o0 + b - r0] = self.cache[a - k * c:b - k * c]
+
+
+def _rows_reader(path, name):
+    """A function ``read(out, r0, r1, o0)`` for the matrix ``name`` of an input file."""
+    ds = _dataset(path, name)
+    readers = _open_files()[path][2]
+    reader = readers.get(name)
+    if reader is None:
+        direct = DirectRows.wrap(ds)
+        if direct is not None:
+            reader = direct.read
+        else:
+            def reader(out, r0, r1, o0):
+                ds.read_direct(out, np.s_[r0:r1], np.s_[o0:o0 + r1 - r0])
+        readers[name] = reader
+    return reader
 
 
 def open_file_count():
@@ -105,7 +202,8 @@ def read_chunk(files, kind, chunk, with_lookup=False):
     for fi, r0, r1, l0, l1 in chunk.slices:
         path, hid = files[fi]
         try:
-            _dataset(path, kind.matrix).read_direct(rows, np.s_[r0:r1], np.s_[offsets[fi]:offsets[fi] + r1 - r0])
+            if r1 > r0:
+                _rows_reader(path, kind.matrix)(rows, r0, r1, offsets[fi])
             if with_lookup:
                 lut = np.asarray(_dataset(path, kind.lookup)[l0:l1], dtype=np.int64)
         except OSError as exc:
