@@ -45,7 +45,9 @@ def machine():
     except OSError:
         pass
     return {"cpu": model, "cores": stream.default_workers(), "python": platform.python_version(),
-            "numpy": np.__version__, "h5py": h5py.__version__, "host": platform.node()}
+            "numpy": np.__version__, "h5py": h5py.__version__, "host": platform.node(),
+            "reader": ("direct LZF (gpuprune._lzf)" if stream.DIRECT_READ and stream._lzf_decompress_into is not None
+                       else "h5py")}
 
 
 def same_rows(a, b):
@@ -108,7 +110,8 @@ def main(argv=None):
     network = Path(args.network).resolve()
     tune_malloc()
     info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores; numpy {info['numpy']}, h5py {info['h5py']}")
+    print(f"machine: {info['cpu']}, {info['cores']} cores; numpy {info['numpy']}, h5py {info['h5py']}; "
+          f"input reader: {info['reader']}")
 
     with tempfile.TemporaryDirectory(dir=network.parent) as work:
         work = Path(work)
@@ -172,7 +175,8 @@ def record(title, info, setting, body):
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     with open(HERE / "RESULTS.md", "a") as fh:
         fh.write(f"\n### {stamp} — {title}\n\nMachine: {info['cpu']}, {info['cores']} cores, Python "
-                 f"{info['python']}, NumPy {info['numpy']}, h5py {info['h5py']}; {setting}.\n\n{body}\n")
+                 f"{info['python']}, NumPy {info['numpy']}, h5py {info['h5py']}; input reader: {info['reader']}; "
+                 f"{setting}.\n\n{body}\n")
 
 
 if __name__ == "__main__":
