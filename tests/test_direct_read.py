@@ -75,6 +75,36 @@ def test_corrupt_blocks_raise_and_never_write_past_the_destination(lzf):
     assert lzf.decompress_into(b"", guard[:1]) == 0
 
 
+def test_fuzzed_blocks_never_write_outside_the_destination(lzf):
+    """Random damage to a real block: the decoder returns or raises ValueError, and writes only inside dst."""
+    rng = np.random.default_rng(11)
+    data = np.repeat(rng.integers(0, 300, size=(400, 13), dtype=np.int32), 4, axis=0)
+    raw = np.frombuffer(_h5py_lzf_block(data), dtype=np.uint8)
+    room = data.nbytes
+    buf = np.zeros(room + 4096, dtype=np.uint8)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(3000):
+        block = raw.copy()
+        how = rng.integers(3)
+        if how == 0:  # flip a few bytes
+            at = rng.integers(0, block.size, size=rng.integers(1, 5))
+            block[at] = rng.integers(0, 256, size=at.size, dtype=np.uint8)
+        elif how == 1:  # truncate
+            block = block[:rng.integers(0, block.size)]
+        else:  # random bytes
+            block = rng.integers(0, 256, size=rng.integers(1, 600), dtype=np.uint8)
+        size = int(rng.integers(room // 2, room + 1))
+        buf[size:] = 0xA5
+        try:
+            n = lzf.decompress_into(block.tobytes(), buf[:size])
+            assert 0 <= n <= size
+            outcomes["ok"] += 1
+        except ValueError:
+            outcomes["error"] += 1
+        assert np.all(buf[size:] == 0xA5)
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0
+
+
 def _read_all(network, kind_name, budget):
     net = Network(network)
     files = net.spec()["files"][kind_name]
