@@ -12,6 +12,7 @@ import collections
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -104,7 +105,7 @@ class DirectRows:
         """A DirectRows for ``ds``, or None when its layout is not one this reader decodes."""
         if not DIRECT_READ or ds.ndim != 2 or ds.chunks is None or ds.chunks[1] != ds.shape[1]:
             return None
-        if ds.dtype != np.dtype("<i4"):
+        if ds.dtype != np.dtype("<i4") or sys.byteorder != "little":  # raw bytes land in a native int32 array
             return None
         plist = ds.id.get_create_plist()
         filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
