@@ -160,7 +160,8 @@ class Pruner:
         row_budget : int, optional
             Rows per chunk (default: 1 M, less to give every worker several chunks).
         workers : int, optional
-            Worker processes (default: one per available core).
+            Worker processes (default: one per available core).  On the GPU path: the threads
+            that read the input (default one per core, at most ``cuda.READ_THREADS``).
         executor : concurrent.futures.Executor, optional
             Run chunk tasks on this executor instead of a local process pool.
         compression : {"lzf", "gzip", None}
@@ -199,7 +200,8 @@ class Pruner:
         if device == "gpu":
             from . import cuda
 
-            options = {k: v for k, v in (("gpus", gpus), ("memory_limit", gpu_memory)) if v is not None}
+            options = {k: v for k, v in (("gpus", gpus), ("memory_limit", gpu_memory), ("read_threads", workers))
+                       if v is not None}
             gpu_pool = cuda.GpuPool(ctx, net, **options)
         try:
             plans = {}

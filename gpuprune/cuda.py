@@ -34,7 +34,7 @@ from . import _device, engine, rng
 from .errors import DeviceError, InputError
 from .network import GAP_JUNCTIONS, KINDS, SYNAPSES
 from .rules import GAP_JUNCTION_CHANNEL
-from .stream import read_chunk
+from .stream import ReadThreads, default_workers, read_chunk
 
 try:  # the GPU backend is optional: without CuPy, device_count() is 0
     import cupy
@@ -53,6 +53,8 @@ BLOCK_SIZE = 256
 COMPILE_OPTIONS = ("--fmad=false",)
 #: share of the free device memory a pool plans to use.
 MEMORY_FRACTION = 0.8
+#: most threads that read the input for a GPU pool by default (LZF decoding runs without the GIL)
+READ_THREADS = 8
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*$", re.I)
 
@@ -355,7 +357,7 @@ class _DeviceWorker:
                 raise concurrent.futures.CancelledError("the GPU pool is shutting down")
         try:
             t0 = time.perf_counter()
-            rows, _ = read_chunk(files, kind, part)
+            rows, _ = read_chunk(files, kind, part, threads=self.pool.read_threads)
             staged = _Staged(part, fits, rows, time.perf_counter() - t0, self.slots.release)
         except BaseException:
             self.slots.release()
@@ -490,6 +492,9 @@ class GpuPool:
         for the host.  For tests and CI.
     emulated_memory : int, optional
         Memory of each emulated device (default :data:`gpuprune._emulate.DEFAULT_MEMORY`).
+    read_threads : int, optional
+        Threads that read (and decode) the input in parallel, each file always on the same
+        thread (default one per available core, at most :data:`READ_THREADS`).
 
     Notes
     -----
@@ -500,9 +505,14 @@ class GpuPool:
     range and retries, so a chunk never ends the run with an out-of-memory error.
     """
 
-    def __init__(self, ctx, net, *, gpus=None, memory_limit=None, emulate=False, emulated_memory=None):
+    def __init__(self, ctx, net, *, gpus=None, memory_limit=None, emulate=False, emulated_memory=None,
+                 read_threads=None):
         if ctx.mode != engine.PHILOX:
             raise DeviceError("snudda randomness runs on the CPU only; use --rng philox on the GPU")
+        if read_threads is None:
+            read_threads = min(READ_THREADS, default_workers())
+        if int(read_threads) < 1:
+            raise DeviceError(f"read_threads must be at least 1, got {read_threads}")
         self.ctx, self.net = ctx, net
         self.tables = _device.RuleTables(ctx)
         self.lock = threading.Lock()
@@ -525,7 +535,8 @@ class GpuPool:
         if n < 1:
             raise DeviceError(f"gpus must be at least 1, got {gpus}")
         self.closing = threading.Event()
-        self.reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gpuprune-read")
+        self.reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gpuprune-stage")
+        self.read_threads = ReadThreads(read_threads)
         self.devices = []
         try:
             for b in backends:
@@ -563,6 +574,7 @@ class GpuPool:
         for w in self.devices:
             w.compute.shutdown(wait=False, cancel_futures=True)
         self.reader.shutdown(wait=True, cancel_futures=True)
+        self.read_threads.shutdown()
         for w in self.devices:
             w.compute.shutdown(wait=True)
 

@@ -9,6 +9,7 @@ the output never depends on the number of workers.
 """
 
 import collections
+import concurrent.futures
 import multiprocessing
 import os
 import shutil
@@ -87,8 +88,9 @@ class DirectRows:
     its raw chunks.
 
     A chunk that a slice covers whole is decoded straight into the caller's array; a chunk
-    that a slice covers in part is decoded into a one-chunk cache, so consecutive slices
-    that share it (adjacent dest ranges) decode it once.
+    that a slice covers in part is decoded into a buffer that is kept when it is the slice's
+    last, so the next slice (the adjacent dest range) does not decode it again.  Raw chunks
+    are read in the calling thread (h5py); decoding may run on an executor's threads.
     """
 
     __slots__ = ("ds", "chunk_rows", "width", "lzf", "cache", "cached")
@@ -113,57 +115,89 @@ class DirectRows:
             return cls(ds, True)
         return cls(ds, False) if not filters else None
 
-    def _decode(self, k, dst):
-        """Chunk ``k`` into ``dst`` (a C-contiguous int32 array of exactly one chunk)."""
-        try:
-            mask, raw = self.ds.id.read_direct_chunk((k * self.chunk_rows, 0))
-        except (KeyError, ValueError, OSError):  # unallocated or unreadable chunk: let h5py decide
-            r0 = k * self.chunk_rows
-            self.ds.read_direct(dst, np.s_[r0:min(r0 + self.chunk_rows, self.ds.shape[0])],
-                                np.s_[0:min(self.chunk_rows, self.ds.shape[0] - r0)])
-            return
+    def _decode(self, k, raw, dst, part=None):
+        """Chunk ``k`` from its raw ``(filter mask, bytes)`` into ``dst`` (one whole chunk); then, if
+        ``part`` is ``(a, b, out)``, rows ``a:b`` of it into ``out``.  Makes no h5py call."""
+        mask, data = raw
         if self.lzf and not mask & 1:  # bit 0 set: the (optional) filter was skipped for this chunk
             try:
-                n = _lzf_decompress_into(raw, dst)
+                n = _lzf_decompress_into(data, dst)
             except ValueError as exc:
                 raise OSError(f"chunk at row {k * self.chunk_rows}: {exc}") from None
         else:
-            n = len(raw)
+            n = len(data)
             if n == dst.nbytes:
-                dst.reshape(-1)[:] = np.frombuffer(raw, dtype="<i4")
+                dst.reshape(-1)[:] = np.frombuffer(data, dtype="<i4")
         if n != dst.nbytes:
             raise OSError(f"chunk at row {k * self.chunk_rows} holds {n} bytes, expected {dst.nbytes}")
+        if part is not None:
+            a, b, out = part
+            out[...] = dst[a:b]
 
-    def read(self, out, r0, r1, o0):
-        """Rows ``r0:r1`` into ``out[o0:o0 + r1 - r0]`` (``out`` C-contiguous, int32)."""
+    def read(self, out, r0, r1, o0, executor=None, pending=None):
+        """Rows ``r0:r1`` into ``out[o0:o0 + r1 - r0]`` (``out`` C-contiguous, int32).
+
+        With an ``executor``, decoding is submitted to it and the futures are appended to
+        ``pending``; the caller waits for them, then calls :meth:`keep` with what this returns.
+        Without, everything is done on return.
+        """
         c = self.chunk_rows
+        tail = None
         for k in range(r0 // c, (r1 - 1) // c + 1):  # per HDF5 chunk (10000 rows in Snudda's files)
             a, b = max(r0, k * c), min(r1, (k + 1) * c)
-            if b - a == c:
-                self._decode(k, out[o0 + a - r0:o0 + b - r0])
+            dst = out[o0 + a - r0:o0 + b - r0]
+            whole = b - a == c
+            if not whole and self.cached == k:
+                dst[...] = self.cache[a - k * c:b - k * c]
                 continue
-            if self.cached != k:
-                if self.cache is None:
-                    self.cache = np.empty((c, self.width), dtype=np.int32)
-                self.cached = -1
-                self._decode(k, self.cache)
-                self.cached = k
-            out[o0 + a - r0:o0 + b - r0] = self.cache[a - k * c:b - k * c]
+            target = dst if whole else np.empty((c, self.width), dtype=np.int32)
+            part = None if whole else (a - k * c, b - k * c, dst)
+            try:
+                raw = self.ds.id.read_direct_chunk((k * c, 0))
+            except (KeyError, ValueError, OSError):  # unallocated or unreadable chunk: let h5py decide
+                n = max(0, min(c, self.ds.shape[0] - k * c))
+                self.ds.read_direct(target, np.s_[k * c:k * c + n], np.s_[0:n])
+                if part is not None:
+                    dst[...] = target[part[0]:part[1]]
+            else:
+                if executor is None:
+                    self._decode(k, raw, target, part)
+                else:
+                    pending.append(executor.submit(self._decode, k, raw, target, part))
+            if not whole:
+                tail = (k, target)
+        if executor is None:
+            self.keep(tail)
+        return tail
+
+    def keep(self, tail):
+        """Keep a decoded partial chunk ``(k, rows)`` for the next read (None: keep what is kept)."""
+        if tail is not None:
+            self.cached, self.cache = tail
+
+
+class H5pyRows:
+    """Row slices through h5py, for matrices :class:`DirectRows` does not decode."""
+
+    __slots__ = ("ds",)
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def read(self, out, r0, r1, o0, executor=None, pending=None):
+        self.ds.read_direct(out, np.s_[r0:r1], np.s_[o0:o0 + r1 - r0])
+
+    def keep(self, tail):
+        pass
 
 
 def _rows_reader(path, name):
-    """A function ``read(out, r0, r1, o0)`` for the matrix ``name`` of an input file."""
+    """The :class:`DirectRows` (or :class:`H5pyRows`) of the matrix ``name`` of an input file."""
     ds = _dataset(path, name)
     readers = _open_files()[path][2]
     reader = readers.get(name)
     if reader is None:
-        direct = DirectRows.wrap(ds)
-        if direct is not None:
-            reader = direct.read
-        else:
-            def reader(out, r0, r1, o0):
-                ds.read_direct(out, np.s_[r0:r1], np.s_[o0:o0 + r1 - r0])
-        readers[name] = reader
+        reader = readers[name] = DirectRows.wrap(ds) or H5pyRows(ds)
     return reader
 
 
@@ -179,11 +213,16 @@ def close_files():
         files.popitem()[1][0].close()
 
 
-def read_chunk(files, kind, chunk, with_lookup=False):
+def read_chunk(files, kind, chunk, with_lookup=False, threads=None):
     """Read a chunk's rows (and, for snudda mode, its lookup runs).
 
     Slices are placed in DESIGN §4 file order whatever order ``chunk.slices``
     lists them in, so the result does not depend on the order files are read.
+
+    Parameters
+    ----------
+    threads : ReadThreads, optional
+        Read the slices of different files in parallel on these threads.
 
     Returns
     -------
@@ -199,26 +238,71 @@ def read_chunk(files, kind, chunk, with_lookup=False):
         off += r1 - r0
     if off != chunk.num_rows:
         raise InputError(f"chunk {chunk.index}: slices hold {off} rows, planned {chunk.num_rows}")
-    runs = []
-    for fi, r0, r1, l0, l1 in chunk.slices:
-        path, hid = files[fi]
-        try:
-            if r1 > r0:
-                _rows_reader(path, kind.matrix)(rows, r0, r1, offsets[fi])
-            if with_lookup:
-                lut = np.asarray(_dataset(path, kind.lookup)[l0:l1], dtype=np.int64)
-        except OSError as exc:
-            raise InputError(f"cannot read rows {r0}..{r1} of '{kind.matrix}' (truncated or corrupt "
-                             f"file?): {exc}", path) from None
-        if with_lookup:
-            length = lut[:, 2] - lut[:, 1]
-            start = lut[:, 1] - r0 + offsets[fi]
-            runs.append((lut[:, 0], np.full(lut.shape[0], hid, dtype=np.int64), start, length))
+    runs = _read_slices(files, kind, chunk.slices, rows, offsets, with_lookup, threads)
     lookup_runs = None
     if with_lookup:
         lookup_runs = tuple(np.concatenate([r[i] for r in runs]) if runs else np.zeros(0, dtype=np.int64)
                             for i in range(4))
     return rows, lookup_runs
+
+
+def _read_slices(files, kind, slices, rows, offsets, with_lookup, threads=None):
+    """Read ``slices`` into their places in ``rows``; returns their lookup runs (if asked) in order."""
+    runs, pending, tails = [], [], []
+    executor = threads.executor if threads is not None else None
+    try:
+        for fi, r0, r1, l0, l1 in slices:
+            path, hid = files[fi]
+            try:
+                if r1 > r0:
+                    reader = _rows_reader(path, kind.matrix)
+                    tail = reader.read(rows, r0, r1, offsets[fi], executor, pending)
+                    if executor is not None:
+                        tails.append((reader, tail, path, r0, r1, len(pending)))
+                if with_lookup:
+                    lut = np.asarray(_dataset(path, kind.lookup)[l0:l1], dtype=np.int64)
+            except OSError as exc:
+                raise _read_error(kind, path, r0, r1, exc) from None
+            if with_lookup:
+                length = lut[:, 2] - lut[:, 1]
+                start = lut[:, 1] - r0 + offsets[fi]
+                runs.append((lut[:, 0], np.full(lut.shape[0], hid, dtype=np.int64), start, length))
+    finally:
+        concurrent.futures.wait(pending)  # no decode still writes into rows once this returns or raises
+    done = 0
+    for reader, tail, path, r0, r1, upto in tails:
+        for fut in pending[done:upto]:
+            exc = fut.exception()
+            if exc is not None:
+                if isinstance(exc, OSError):
+                    raise _read_error(kind, path, r0, r1, exc) from None
+                raise exc
+        done = upto
+        reader.keep(tail)
+    return runs
+
+
+def _read_error(kind, path, r0, r1, exc):
+    return InputError(f"cannot read rows {r0}..{r1} of '{kind.matrix}' (truncated or corrupt file?): {exc}", path)
+
+
+class ReadThreads:
+    """Threads that decode the input's chunks in parallel, for a process that prunes on a GPU.
+
+    The raw chunks are still read by the calling thread (h5py takes one call at a time);
+    the LZF decoding, most of the work, runs on these threads without the GIL.  Files and
+    their caches stay with the calling thread.
+    """
+
+    def __init__(self, n, name="gpuprune-decode"):
+        self.n = max(1, int(n))
+        self.executor = concurrent.futures.ThreadPoolExecutor(self.n, thread_name_prefix=name)
+
+    def __len__(self):
+        return self.n
+
+    def shutdown(self):
+        self.executor.shutdown(wait=True)
 
 
 def prune_task(files, ctx, kind_name, chunk):

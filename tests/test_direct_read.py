@@ -152,19 +152,61 @@ def test_prune_output_identical_with_and_without_direct_reads(monkeypatch, tmp_p
     assert_same_rows(*outs)
 
 
+@pytest.mark.parametrize("with_lookup", [False, True])
+def test_read_threads_give_the_same_rows_and_runs(with_lookup):
+    path = data_path("striatum_300")
+    net = Network(path)
+    files = net.spec()["files"]["synapses"]
+    kind = KINDS["synapses"]
+    chunks = net.plan("synapses", 5_000)
+    threads = stream.ReadThreads(3)
+    try:
+        for chunk in chunks:
+            one = stream.read_chunk(files, kind, chunk, with_lookup=with_lookup)
+            three = stream.read_chunk(files, kind, chunk, with_lookup=with_lookup, threads=threads)
+            assert np.array_equal(one[0], three[0])
+            if with_lookup:
+                assert all(np.array_equal(a, b) for a, b in zip(one[1], three[1], strict=True))
+    finally:
+        threads.shutdown()
+        stream.close_files()
+    assert len(chunks) > 10
+
+
+def test_read_threads_report_a_corrupt_file(tmp_path):
+    net_path = _corrupt_first_chunk(tmp_path)[0]
+    net = Network(net_path)
+    files = net.spec()["files"]["synapses"]
+    threads = stream.ReadThreads(2)
+    try:
+        with pytest.raises(InputError, match="corrupt"):
+            for chunk in net.plan("synapses", 10 ** 8):
+                stream.read_chunk(files, KINDS["synapses"], chunk, threads=threads)
+    finally:
+        threads.shutdown()
+
+
 def _matrix_file(path, data, **options):
     with h5py.File(path, "w") as f:
         f.create_dataset("m", data=data, **options)
 
 
-def _read_slices(path, bounds):
-    """Rows of consecutive slices through the stream's reader (so the one-chunk cache is exercised)."""
+def _read_slices(path, bounds, threads=None):
+    """Rows of consecutive slices through the stream's reader (so the kept partial chunk is exercised)."""
     stream.close_files()
     try:
         n = bounds[-1] - bounds[0]
         out = np.full((n, 13), -1, dtype=np.int32)
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            stream._rows_reader(str(path), "m")(out, a, b, a - bounds[0])
+            reader = stream._rows_reader(str(path), "m")
+            if threads is None:
+                reader.read(out, a, b, a - bounds[0])
+            else:
+                pending = []
+                tail = reader.read(out, a, b, a - bounds[0], threads.executor, pending)
+                for fut in pending:
+                    fut.result()
+                reader.keep(tail)
         return out
     finally:
         stream.close_files()
@@ -193,24 +235,33 @@ def test_layouts_and_slices(monkeypatch, tmp_path, options):
             # random rows do not compress: h5py stores those chunks raw, with the filter mask set
             assert ds.id.get_chunk_info_by_coord((4200, 0)).filter_mask == 1
             assert ds.id.get_chunk_info_by_coord((0, 0)).filter_mask == 0
-    for bounds in ([0, 5_123], [0, 1, 699, 700, 701, 1400, 2100, 2101, 5_000, 5_123], [350, 1050, 1051, 3000]):
-        assert np.array_equal(_read_slices(path, bounds), data[bounds[0]:bounds[-1]])
+    threads = stream.ReadThreads(3)
+    try:
+        for bounds in ([0, 5_123], [0, 1, 699, 700, 701, 1400, 2100, 2101, 5_000, 5_123], [350, 1050, 1051, 3000]):
+            assert np.array_equal(_read_slices(path, bounds), data[bounds[0]:bounds[-1]])
+            assert np.array_equal(_read_slices(path, bounds, threads), data[bounds[0]:bounds[-1]])
+    finally:
+        threads.shutdown()
 
 
-def test_corrupt_chunk_is_an_input_error_naming_the_file(tmp_path):
+def _corrupt_first_chunk(tmp_path):
+    """A copy of striatum_300 whose first non-empty synapse chunk starts with an impossible back reference."""
     net = copy_network("striatum_300", tmp_path)
-    victim = None
     for path in sorted(glob.glob(str(net / "voxels" / "*.hdf5"))):
         with h5py.File(path, "r") as f:
             ds = f["network/synapses"]
-            if ds.shape[0] > 0:
-                info = ds.id.get_chunk_info(0)
-                victim, offset = path, info.byte_offset
-                break
-    assert victim is not None
-    with open(victim, "r+b") as fh:  # a back reference before the start of the block
-        fh.seek(offset)
-        fh.write(b"\xff\xff\xff\xff")
+            if ds.shape[0] == 0:
+                continue
+            offset = ds.id.get_chunk_info(0).byte_offset
+        with open(path, "r+b") as fh:
+            fh.seek(offset)
+            fh.write(b"\xff\xff\xff\xff")
+        return net, path
+    raise AssertionError("no synapse rows in striatum_300")
+
+
+def test_corrupt_chunk_is_an_input_error_naming_the_file(tmp_path):
+    net, victim = _corrupt_first_chunk(tmp_path)
     with pytest.raises(InputError) as err:
         gpuprune.prune(net, output_file=tmp_path / "o.hdf5", device="cpu", workers=1)
     assert victim in str(err.value) and "corrupt" in str(err.value)

@@ -24,8 +24,8 @@ pytestmark = pytest.mark.skipif(_emulate.host_compiler() is None, reason="no C++
 
 def _prune_gpu(case, out, **options):
     net = network_path(case[0])
-    return gpuprune.prune(net, config_file=net / case[1], rng="philox", device="gpu", output_file=out,
-                          workers=1, **options)
+    options.setdefault("workers", 1)  # on the GPU path: input reader threads
+    return gpuprune.prune(net, config_file=net / case[1], rng="philox", device="gpu", output_file=out, **options)
 
 
 @pytest.mark.parametrize("case", PHILOX_CASES, ids=case_id)
@@ -99,6 +99,14 @@ def test_several_devices_give_the_same_result(cpu_reference, emulated_gpu, tmp_p
     assert result.workers == 3
     assert_same_bytes(cpu_reference(case)[0], read_output(tmp_path / "gpu.hdf5"))
     assert all(w.dev.launches.get("gp_gather", 0) > 0 for w in pools[0].devices)
+
+
+def test_several_reader_threads_give_the_same_result(cpu_reference, emulated_gpu, tmp_path):
+    case = ("striatum_300", "network-config-cluster.json")
+    pools = emulated_gpu()
+    _prune_gpu(case, tmp_path / "gpu.hdf5", row_budget=30_000, workers=3)
+    assert len(pools[0].read_threads) == 3
+    assert_same_bytes(cpu_reference(case)[0], read_output(tmp_path / "gpu.hdf5"))
 
 
 def _config_with(tmp_path, source_case, edit):
