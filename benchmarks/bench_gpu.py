@@ -83,19 +83,26 @@ def device_rows_per_second(network, emulate, repeat):
 
 
 def read_write_seconds(network, out):
-    """Time to read every input row and write the rows a philox prune keeps (no pruning)."""
+    """Time to read every input row and write the rows a philox prune keeps (no pruning).
+
+    Reads decode on as many threads as the GPU pool's reader uses by default, so the
+    comparison is with the same reader."""
     net = Network(network)
     kept = gpuprune.prune(network, output_file=out, device="cpu")
     import h5py
 
     with h5py.File(out, "r") as f:
         rows = {k: f[f"network/{k}"][()] for k in KINDS}
+    threads = stream.ReadThreads(min(cuda.READ_THREADS, stream.default_workers()))
     t0 = time.perf_counter()
-    for kind in KINDS.values():
-        files = net.spec()["files"][kind.name]
-        for chunk in net.plan(kind.name, 1_000_000):
-            stream.read_chunk(files, kind, chunk)
-    stream.close_files()
+    try:
+        for kind in KINDS.values():
+            files = net.spec()["files"][kind.name]
+            for chunk in net.plan(kind.name, 1_000_000):
+                stream.read_chunk(files, kind, chunk, threads=threads)
+    finally:
+        threads.shutdown()
+        stream.close_files()
     with OutputWriter(out, net.worklog_path, net.config) as w:
         for k, r in rows.items():
             w.append(k, r)
