@@ -1,4 +1,4 @@
-"""The built wheel ships the kernel sources, and an installed gpuprune finds them."""
+"""The built wheel ships the kernel sources and the compiled LZF decoder, and an installed gpuprune finds them."""
 
 import os
 import shutil
@@ -28,13 +28,14 @@ def _run(cmd, **kw):
 def test_installed_wheel_finds_the_kernels(tmp_path):
     src = tmp_path / "src"  # build from a copy: a build leaves build/ and egg-info folders behind
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__",
-                                                             "tests", "benchmarks", "venv"))
+                                                             "tests", "benchmarks", "venv", "*.so"))
     wheel_dir = tmp_path / "wheel"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", wheel_dir, src])
     (wheel,) = wheel_dir.glob("gpuprune-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for name in (cuda.MAIN_KERNEL, *cuda.KERNEL_HEADERS, "emulate.h"):
         assert f"gpuprune/kernels/{name}" in names, names
+    assert any(n.startswith("gpuprune/_lzf.") and n.endswith((".so", ".pyd")) for n in names), names  # compiled
 
     # a fresh environment with only the wheel installed; NumPy and h5py come from this one's
     # site-packages through a .pth line (which, unlike site-packages itself, runs no .pth files,
@@ -50,7 +51,8 @@ def test_installed_wheel_finds_the_kernels(tmp_path):
     script = textwrap.dedent("""
         import os, sys
         import gpuprune
-        from gpuprune import cuda
+        from gpuprune import cuda, stream
+        assert stream._lzf_decompress_into is not None  # the wheel's compiled LZF decoder imports
         folder = cuda.kernel_dir()
         assert os.path.realpath(folder).startswith(os.path.realpath(sys.prefix)), folder
         assert os.path.realpath(gpuprune.__file__).startswith(os.path.realpath(sys.prefix)), gpuprune.__file__
