@@ -5,8 +5,11 @@ renamed over the final name only when it is complete, so an interrupted or
 failed run leaves any previous output untouched and never a partial file.
 """
 
+import collections
+import concurrent.futures
 import json
 import os
+import sys
 import tempfile
 
 import h5py
@@ -14,11 +17,81 @@ import numpy as np
 
 from .errors import InputError
 
+try:
+    from ._lzf import compress as _lzf_compress
+except ImportError:  # built without a C compiler: h5py's filter compresses (same rows, other bytes)
+    _lzf_compress = None
+
 #: rows per HDF5 chunk (Snudda's synapse_chunk_size)
 CHUNK_ROWS = 10000
 #: kept rows gathered in memory before one write
 BUFFER_ROWS = 1 << 15
 COMPRESSIONS = ("lzf", "gzip", None)
+#: threads that LZF-encode output chunks (the encoder runs without the GIL)
+COMPRESS_THREADS = 4
+#: encoded chunks a writer may hold before it waits for the oldest to be written
+MAX_PENDING_CHUNKS = 16
+
+
+class DirectChunks:
+    """Rows of one LZF-compressed output dataset, written as whole HDF5 chunks.
+
+    Each full chunk of rows is encoded by :func:`gpuprune._lzf.compress` on a thread of
+    ``executor`` and written in order with ``write_direct_chunk``; a chunk that does not
+    compress is stored as it is, with the filter marked skipped (as HDF5 does for an
+    optional filter).  h5py, and so Snudda, reads the result like any LZF dataset.
+    """
+
+    def __init__(self, ds, executor):
+        self.ds, self.executor = ds, executor
+        self.chunk_rows, self.width = ds.chunks
+        self.parts, self.buffered = [], 0
+        self.next_row = 0  # first row of the next chunk to encode
+        self.pending = collections.deque()  # (first row, rows, block, future) in row order
+
+    def append(self, rows):
+        self.parts.append(rows)
+        self.buffered += rows.shape[0]
+        if self.buffered >= self.chunk_rows:
+            self._cut(final=False)
+
+    def _cut(self, final):
+        block = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        c = self.chunk_rows
+        full = block.shape[0] // c
+        for j in range(full):  # per output HDF5 chunk (10000 rows)
+            self._submit(np.ascontiguousarray(block[j * c:(j + 1) * c]), c)
+        rest = block[full * c:]
+        self.parts, self.buffered = ([rest], rest.shape[0]) if rest.shape[0] else ([], 0)
+        if final and rest.shape[0]:  # the last chunk, padded to a whole one as HDF5 stores it
+            padded = np.zeros((c, self.width), dtype=np.int32)
+            padded[:rest.shape[0]] = rest
+            self._submit(padded, rest.shape[0])
+            self.parts, self.buffered = [], 0
+        while self.pending and self.pending[0][3].done():
+            self._write_oldest()
+
+    def _submit(self, block, rows):
+        self.pending.append((self.next_row, rows, block, self.executor.submit(_lzf_compress, block)))
+        self.next_row += rows
+        if len(self.pending) > MAX_PENDING_CHUNKS:
+            self._write_oldest()
+
+    def _write_oldest(self):
+        row0, rows, block, future = self.pending.popleft()
+        data = future.result()
+        self.ds.resize(row0 + rows, axis=0)
+        if data is None:  # incompressible: stored raw, filter 0 skipped
+            self.ds.id.write_direct_chunk((row0, 0), block.tobytes(), 1)
+        else:
+            self.ds.id.write_direct_chunk((row0, 0), data, 0)
+
+    def close(self):
+        """Encode and write what is left (the last chunk padded)."""
+        if self.buffered:
+            self._cut(final=True)
+        while self.pending:
+            self._write_oldest()
 
 
 class OutputWriter:
@@ -56,6 +129,8 @@ class OutputWriter:
         self.counts = {"synapses": 0, "gap_junctions": 0}
         self._buffers = {"synapses": [], "gap_junctions": []}
         self._buffered = {"synapses": 0, "gap_junctions": 0}
+        self._direct = {}
+        self._executor = None
         try:
             self.file = h5py.File(self.temp_path, "w")
             self.file.create_dataset("config", data=json.dumps(config))
@@ -64,8 +139,13 @@ class OutputWriter:
                 network = self.file.create_group("network")
                 wl.copy("network/neurons", network)
             for name, width in (("synapses", 13), ("gap_junctions", 11)):
-                network.create_dataset(name, shape=(0, width), maxshape=(None, width), dtype=np.int32,
-                                       chunks=(chunk_rows, width), compression=compression)
+                ds = network.create_dataset(name, shape=(0, width), maxshape=(None, width), dtype=np.int32,
+                                            chunks=(chunk_rows, width), compression=compression)
+                if compression == "lzf" and _lzf_compress is not None and sys.byteorder == "little":
+                    if self._executor is None:
+                        self._executor = concurrent.futures.ThreadPoolExecutor(
+                            min(COMPRESS_THREADS, os.cpu_count() or 1), thread_name_prefix="gpuprune-lzf")
+                    self._direct[name] = DirectChunks(ds, self._executor)
         except BaseException:
             self._discard()
             raise
@@ -73,6 +153,11 @@ class OutputWriter:
     def append(self, kind_name, rows):
         """Queue kept rows of one kind; they are written in large batches."""
         if rows.shape[0] == 0:
+            return
+        direct = self._direct.get(kind_name)
+        if direct is not None:
+            direct.append(np.asarray(rows, dtype=np.int32))
+            self.counts[kind_name] += rows.shape[0]
             return
         self._buffers[kind_name].append(rows)
         self._buffered[kind_name] += rows.shape[0]
@@ -96,6 +181,9 @@ class OutputWriter:
         """Flush, write the counts, and move the finished file into place."""
         for kind_name in self._buffers:
             self._flush(kind_name)
+        for direct in self._direct.values():
+            direct.close()
+        self._stop_executor()
         network = self.file["network"]
         network.create_dataset("num_synapses", data=self.counts["synapses"], dtype=np.uint64)
         network.create_dataset("num_gap_junctions", data=self.counts["gap_junctions"], dtype=np.uint64)
@@ -103,8 +191,14 @@ class OutputWriter:
         self.file = None
         os.replace(self.temp_path, self.output_file)
 
+    def _stop_executor(self):
+        if getattr(self, "_executor", None) is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
     def _discard(self):
         try:
+            self._stop_executor()
             if getattr(self, "file", None) is not None:
                 self.file.close()
         finally:
@@ -117,7 +211,11 @@ class OutputWriter:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            self.close()
+            try:
+                self.close()
+            except BaseException:
+                self._discard()
+                raise
         else:
             self._discard()
         return False
