@@ -124,6 +124,15 @@ class Pruner:
         self.network = Network(network_path, config_file=config_file, random_seed=random_seed)
         self.open_s = time.perf_counter() - t0
 
+    @property
+    def config(self):
+        """The config the next :meth:`prune` uses (a dict; edit a copy and pass it to :meth:`set_config`)."""
+        return self.network.config
+
+    def set_config(self, config):
+        """Use ``config`` (a dict or a path) for the following prunes; see :meth:`Network.set_config`."""
+        self.network.set_config(config)
+
     def _device(self, device, rng):
         if device not in DEVICES:
             raise InputError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")

@@ -8,6 +8,7 @@ without reading a synapse row.  :meth:`Network.plan` cuts the dest neurons
 into ranges whose rows fit a row budget.
 """
 
+import copy
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .rng import DEFAULT_SEED, check_seed
 from .rules import PruningRules, config_seed, load_config
 
@@ -167,11 +168,36 @@ class Network:
         if seed is None:
             seed = config_seed(self.config, self.config_path)
         self.random_seed = check_seed(DEFAULT_SEED if seed is None else seed)
-        self.rules = PruningRules(self.config, self.config_path, self.type_names,
-                                  self.connectivity_distributions,
-                                  has_max_soma_distance=self.max_soma_distance_dend is not None)
+        self.rules = self._rules(self.config, self.config_path)
         self.max_channel_type_id = None
         self.sources = self._index_sources()
+
+    def _rules(self, config, config_path):
+        return PruningRules(config, config_path, self.type_names, self.connectivity_distributions,
+                            has_max_soma_distance=self.max_soma_distance_dend is not None)
+
+    def set_config(self, config):
+        """Prune with ``config`` from now on: a dict (e.g. the current :attr:`config`, edited) or a path.
+
+        Only the pruning rules are rebuilt; the hyper voxel files are not read again, so a
+        notebook can try parameters quickly.  The seed stays the one the network was opened
+        with.  A bad config raises :class:`ConfigError` and leaves the current one in place.
+        """
+        if isinstance(config, (str, os.PathLike)):
+            path = os.path.abspath(os.fspath(config))
+            config = load_config(path)
+        elif isinstance(config, dict):
+            path = "<config set in Python>"
+            config = copy.deepcopy(config)
+            try:
+                json.dumps(config)  # it is stored in the output file as JSON
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"config cannot be stored as JSON: {exc}", path) from None
+        else:
+            raise ConfigError(f"config must be a dict or a file path, not {type(config).__name__}",
+                              "<config set in Python>")
+        self.rules = self._rules(config, path)
+        self.config, self.config_path = config, path
 
     # -- work log ------------------------------------------------------------------------------
 

@@ -73,3 +73,48 @@ def test_loads_in_snudda(tmp_path):
     gpuprune.prune(data_path("prune3"), output_file=out, device="cpu")
     sl = snudda_load.SnuddaLoad(str(out))
     assert sl.data["num_synapses"] == 360
+
+
+def test_set_config_prunes_with_the_new_parameters(tmp_path):
+    """A Pruner takes an edited config without re-reading the network, and equals a fresh open of it."""
+    import copy
+
+    from gpuprune.api import Pruner
+    from gpuprune.errors import ConfigError
+
+    net = data_path("striatum_300")
+    pruner = Pruner(net)
+    sources = pruner.network.sources
+    before = pruner.prune(tmp_path / "before.hdf5", device="cpu", workers=1)
+    config = copy.deepcopy(pruner.config)
+    pruning = config["regions"]["Striatum"]["connectivity"]["FS,dSPN"]["GABA"]["pruning"]
+    pruning["f1"] = 0.05
+    pruning.pop("softMax", None)
+    pruner.set_config(config)
+    assert pruner.network.sources is sources  # the files were not indexed again
+    after = pruner.prune(tmp_path / "after.hdf5", device="cpu", workers=1)
+
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(config))
+    fresh = gpuprune.prune(net, config_file=edited, output_file=tmp_path / "fresh.hdf5", device="cpu",
+                           workers=1, random_seed=pruner.network.random_seed)
+    with h5py.File(tmp_path / "after.hdf5", "r") as f, h5py.File(tmp_path / "fresh.hdf5", "r") as g:
+        assert np.array_equal(f["network/synapses"][()], g["network/synapses"][()])
+        assert json.loads(f["config"][()]) == config
+
+    def kept(result):
+        return {(p.pre, p.post, p.name): p.kept_rows for p in result.pathways}
+
+    key = ("FS", "dSPN", "GABA")
+    assert kept(after)[key] < kept(before)[key]
+    assert {k: v for k, v in kept(after).items() if k != key} == {k: v for k, v in kept(before).items() if k != key}
+    assert fresh.synapses_after == after.synapses_after
+
+    # a bad config is refused and the current one stays
+    bad = copy.deepcopy(config)
+    bad["regions"]["Striatum"]["connectivity"]["FS,dSPN"]["GABA"]["pruning"]["f1"] = "lots"
+    with pytest.raises(ConfigError):
+        pruner.set_config(bad)
+    with pytest.raises(ConfigError, match="dict or a file path"):
+        pruner.set_config(42)
+    assert pruner.config == config
