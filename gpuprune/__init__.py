@@ -5,7 +5,7 @@ replacement for ``snudda.detect.prune.SnuddaPrune``.
 """
 
 from .api import PathwayStats, Pruner, PruneResult, prune
-from .errors import ConfigError, DeviceError, ExpressionError, GpuPruneError, InputError
+from .errors import ConfigError, DeviceError, ExpressionError, GpuPruneError, InputError, WorkerError
 from .snudda_compat import SnuddaPrune
 
 __version__ = "0.1.0"
@@ -21,5 +21,6 @@ __all__ = [
     "ExpressionError",
     "GpuPruneError",
     "InputError",
+    "WorkerError",
     "__version__",
 ]

@@ -39,3 +39,7 @@ class ExpressionError(ConfigError):
 
 class DeviceError(GpuPruneError):
     """The requested compute device is not available."""
+
+
+class WorkerError(GpuPruneError):
+    """A worker process ended abruptly (killed, e.g. by the out-of-memory killer); nothing was written."""

@@ -10,6 +10,7 @@ the output never depends on the number of workers.
 
 import collections
 import concurrent.futures
+import concurrent.futures.process
 import multiprocessing
 import os
 import shutil
@@ -23,7 +24,7 @@ import numpy as np
 
 from . import engine
 from ._malloc import tune_malloc
-from .errors import InputError
+from .errors import InputError, WorkerError
 from .network import KINDS, PROJECTION_HID, open_h5
 
 try:
@@ -458,8 +459,13 @@ class LocalPool:
                 fut = self.executor.submit(prune_range_task, files, kind_name, run, path)
                 submitted.append((kind_name, run, path, fut))
         for kind_name, run, path, fut in submitted:
-            for chunk, res in _follow_part(path, fut, run, KINDS[kind_name].width, self.stats_shape):
-                yield kind_name, chunk, res
+            try:
+                for chunk, res in _follow_part(path, fut, run, KINDS[kind_name].width, self.stats_shape):
+                    yield kind_name, chunk, res
+            except concurrent.futures.process.BrokenProcessPool:
+                raise WorkerError(f"a worker process ended abruptly (killed, or out of memory?) while pruning "
+                                  f"{kind_name} of dest neurons {run[0].dest_lo}..{run[-1].dest_hi - 1}; no "
+                                  "output was written") from None
             os.remove(path)
 
     def shutdown(self):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 
 import h5py
 import numpy as np
@@ -116,6 +117,23 @@ def test_error_in_worker_process_reaches_caller(prune3):
     os.truncate(voxel(prune3, 0), 20_000)
     with pytest.raises(InputError, match="network-putative-synapses-0.hdf5"):
         gpuprune.prune(prune3, device="cpu", workers=2, row_budget=10)
+
+
+def _killed(*args):
+    """Stands in for the worker task: the worker dies as the out-of-memory killer would end it."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_killed_worker_is_a_clear_error_and_leaves_nothing(prune3, monkeypatch):
+    from gpuprune import stream
+
+    gpuprune.prune(prune3, device="cpu", workers=1)
+    before = (prune3 / "network-synapses.hdf5").read_bytes()
+    monkeypatch.setattr(stream, "prune_range_task", _killed)
+    with pytest.raises(gpuprune.WorkerError, match="ended abruptly"):
+        gpuprune.prune(prune3, device="cpu", workers=2, row_budget=10, random_seed=5)
+    assert (prune3 / "network-synapses.hdf5").read_bytes() == before
+    assert not list(prune3.glob(".network-synapses-*")) and not list(prune3.glob(".gpuprune-parts-*"))
 
 
 def test_interrupted_run_leaves_previous_output(prune3):
