@@ -33,9 +33,11 @@ except ImportError:  # built without a C compiler: read through h5py (same bytes
     _lzf_decompress_into = None
 
 #: input files kept open per thread (LRU).  Every chunk reads a slice of nearly every hyper voxel
-#: file, so this must exceed the file count: reopening drops HDF5's chunk cache and costs a
-#: second decompression of each boundary chunk (a 1e8-row network with 124 files ran 1.6x slower
-#: with 64).  Each open file holds at most CHUNK_CACHE_BYTES of chunk cache per dataset.
+#: file, so this must exceed the file count: reopening drops the decoded boundary chunk kept per
+#: dataset (DirectRows; HDF5's chunk cache on the h5py path) and costs a second decompression of
+#: it (a 1e8-row network with 124 files ran 1.6x slower with 64).  Each open file holds one
+#: decoded chunk (520 KB in Snudda's files), or at most CHUNK_CACHE_BYTES of HDF5 chunk cache per
+#: dataset read through h5py.
 MAX_OPEN_FILES = 512
 #: seconds between looks at a part file that a worker is still writing
 PART_POLL_S = 0.002
@@ -223,7 +225,8 @@ def read_chunk(files, kind, chunk, with_lookup=False, threads=None):
     Parameters
     ----------
     threads : ReadThreads, optional
-        Read the slices of different files in parallel on these threads.
+        Decode the HDF5 chunks on these threads, in parallel (raw chunks are still read
+        by the calling thread).
 
     Returns
     -------
