@@ -46,3 +46,24 @@ def assert_same_bytes(expected, actual):
         a, b = expected[k], actual[k]
         assert (a.dtype, a.shape) == (b.dtype, b.shape), k
         assert a.tobytes() == b.tobytes(), f"{k}: {int((a != b).any(axis=1).sum())} rows differ"
+
+
+def check_large_synthetic(tmp_path, neurons, min_rows, min_chunks, **gpu_options):
+    """A synthetic network of ``neurons`` (1000 putative synapses each, at least ``min_rows`` rows in
+    all), pruned on the GPU in at least ``min_chunks`` chunks, gives the CPU's bytes (DESIGN §4:
+    philox draws do not depend on the chunking)."""
+    import gpuprune
+    from gpuprune import synth
+
+    net = tmp_path / "synthetic"
+    summary = synth.generate_network(net, num_neurons=neurons, synapses_per_neuron=1000, seed=7)
+    total = summary["num_synapses"] + summary["num_projection_synapses"] + summary["num_gap_junctions"]
+    assert total >= min_rows
+    cpu = gpuprune.prune(net, rng="philox", device="cpu", output_file=tmp_path / "cpu.hdf5")
+    gpu = gpuprune.prune(net, rng="philox", device="gpu", output_file=tmp_path / "gpu.hdf5",
+                         row_budget=max(1000, total // (2 * min_chunks)), **gpu_options)
+    assert gpu.device == "gpu" and gpu.chunks >= min_chunks
+    assert cpu.synapses_after > 0 and cpu.gap_junctions_after > 0
+    assert_same_bytes(read_output(tmp_path / "cpu.hdf5"), read_output(tmp_path / "gpu.hdf5"))
+    assert pathway_counts(gpu) == pathway_counts(cpu)
+    return gpu

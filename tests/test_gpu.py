@@ -5,7 +5,15 @@ Marked ``gpu``; skipped unless CuPy imports and sees a CUDA device.
 
 import numpy as np
 import pytest
-from gpu_helpers import PHILOX_CASES, assert_same_bytes, case_id, network_path, pathway_counts, read_output
+from gpu_helpers import (
+    PHILOX_CASES,
+    assert_same_bytes,
+    case_id,
+    check_large_synthetic,
+    network_path,
+    pathway_counts,
+    read_output,
+)
 
 import gpuprune
 from gpuprune import _device, cuda, engine, rng
@@ -41,6 +49,12 @@ def test_gpu_matches_cpu(case, cpu_reference, tmp_path):
     expected, counts = cpu_reference(case)
     assert_same_bytes(expected, read_output(tmp_path / "gpu.hdf5"))
     assert pathway_counts(result) == counts
+
+
+@pytest.mark.slow
+def test_gpu_matches_cpu_on_ten_million_rows_in_many_chunks(tmp_path):
+    """The issue's large check: >= 1e7 putative rows (synthetic), pruned on the GPU in >= 40 chunks."""
+    check_large_synthetic(tmp_path, neurons=12_000, min_rows=10_000_000, min_chunks=40)
 
 
 def test_small_budget_and_all_gpus_give_the_same_result(cpu_reference, monkeypatch, tmp_path):

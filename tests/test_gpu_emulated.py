@@ -11,7 +11,15 @@ import logging
 
 import numpy as np
 import pytest
-from gpu_helpers import PHILOX_CASES, assert_same_bytes, case_id, network_path, pathway_counts, read_output
+from gpu_helpers import (
+    PHILOX_CASES,
+    assert_same_bytes,
+    case_id,
+    check_large_synthetic,
+    network_path,
+    pathway_counts,
+    read_output,
+)
 
 import gpuprune
 from gpuprune import _device, _emulate, cuda, engine
@@ -99,6 +107,12 @@ def test_several_devices_give_the_same_result(cpu_reference, emulated_gpu, tmp_p
     assert result.workers == 3
     assert_same_bytes(cpu_reference(case)[0], read_output(tmp_path / "gpu.hdf5"))
     assert all(w.dev.launches.get("gp_gather", 0) > 0 for w in pools[0].devices)
+
+
+def test_synthetic_network_in_many_chunks(emulated_gpu, tmp_path):
+    """tests/test_gpu.py runs this check at over 1e7 rows on a real GPU; here it runs small, emulated."""
+    emulated_gpu()
+    check_large_synthetic(tmp_path, neurons=400, min_rows=200_000, min_chunks=12, workers=2)
 
 
 def test_several_reader_threads_give_the_same_result(cpu_reference, emulated_gpu, tmp_path):
