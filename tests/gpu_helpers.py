@@ -66,4 +66,5 @@ def check_large_synthetic(tmp_path, neurons, min_rows, min_chunks, **gpu_options
     assert cpu.synapses_after > 0 and cpu.gap_junctions_after > 0
     assert_same_bytes(read_output(tmp_path / "cpu.hdf5"), read_output(tmp_path / "gpu.hdf5"))
     assert pathway_counts(gpu) == pathway_counts(cpu)
+    assert (tmp_path / "gpu.hdf5").read_bytes() == (tmp_path / "cpu.hdf5").read_bytes()  # the whole file
     return gpu

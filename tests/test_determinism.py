@@ -30,6 +30,14 @@ def test_row_budgets_and_workers(reference, tmp_path, budget, workers):
     assert_same_rows(out, reference)
 
 
+def test_whole_output_file_is_byte_identical(reference, tmp_path):
+    """Not only the arrays: the file itself (metadata, chunk layout, compressed bytes) does not depend
+    on the chunking or the number of workers."""
+    out = tmp_path / "o.hdf5"
+    gpuprune.prune(data_path("striatum_300"), output_file=out, device="cpu", workers=2, row_budget=7_000)
+    assert out.read_bytes() == reference.read_bytes()
+
+
 def test_file_read_order(reference, tmp_path):
     pruner = Pruner(data_path("striatum_300"))
     hids = [sf.hid for sf in pruner.network.sources["synapses"]]

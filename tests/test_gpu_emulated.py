@@ -44,6 +44,11 @@ def test_emulated_gpu_matches_cpu(case, cpu_reference, emulated_gpu, tmp_path):
     assert result.device == "gpu"
     assert_same_bytes(expected, read_output(tmp_path / "gpu.hdf5"))
     assert pathway_counts(result) == counts
+    if case == PHILOX_CASES[0]:  # the whole file, too, is the CPU's byte for byte
+        net = network_path(case[0])
+        gpuprune.prune(net, config_file=net / case[1], rng="philox", device="cpu", workers=1,
+                       output_file=tmp_path / "cpu.hdf5")
+        assert (tmp_path / "gpu.hdf5").read_bytes() == (tmp_path / "cpu.hdf5").read_bytes()
     dev = pools[0].devices[0].dev
     assert dev.launches["gp_gather"] == result.chunks  # every chunk went through the kernels
     assert pools[0].counters == {"cpu_parts": 0, "oom_splits": 0}
