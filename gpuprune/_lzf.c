@@ -93,13 +93,12 @@ hash3(const unsigned char *p)
 }
 
 /* Returns the number of bytes written, or 0 when the encoding would not be shorter than
- * out_len bytes (the caller then stores the input as it is). */
+ * out_len bytes (the caller then stores the input as it is).  ``table`` holds 1 << HASH_BITS
+ * zeroed entries: position + 1 of the last sequence seen with each hash, 0 for none. */
 static Py_ssize_t
-lzf_encode(const unsigned char *src, Py_ssize_t n, unsigned char *out, Py_ssize_t out_len)
+lzf_encode(const unsigned char *src, Py_ssize_t n, unsigned char *out, Py_ssize_t out_len, uint32_t *table)
 {
-    uint32_t table[1 << HASH_BITS]; /* position + 1 of the last sequence with each hash; 0: none */
     Py_ssize_t ip = 0, op = 0, ctrl = -1, lit = 0;
-    memset(table, 0, sizeof(table));
 
     while (ip < n) {
         Py_ssize_t len = 0, ref = -1;
@@ -164,6 +163,7 @@ compress(PyObject *self, PyObject *args)
     Py_buffer src;
     PyObject *out;
     Py_ssize_t n;
+    uint32_t *table;
     (void)self;
     if (!PyArg_ParseTuple(args, "y*:compress", &src))
         return NULL;
@@ -172,13 +172,18 @@ compress(PyObject *self, PyObject *args)
         Py_RETURN_NONE;
     }
     out = PyBytes_FromStringAndSize(NULL, src.len - 1);
-    if (out == NULL) {
+    table = PyMem_RawCalloc((size_t)1 << HASH_BITS, sizeof(uint32_t)); /* on the heap: threads' stacks may be small */
+    if (out == NULL || table == NULL) {
+        Py_XDECREF(out);
+        PyMem_RawFree(table);
         PyBuffer_Release(&src);
-        return NULL;
+        return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    n = lzf_encode((const unsigned char *)src.buf, src.len, (unsigned char *)PyBytes_AS_STRING(out), src.len - 1);
+    n = lzf_encode((const unsigned char *)src.buf, src.len, (unsigned char *)PyBytes_AS_STRING(out), src.len - 1,
+                   table);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(table);
     PyBuffer_Release(&src);
     if (n == 0) {
         Py_DECREF(out);
