@@ -98,6 +98,20 @@ class PruneResult:
         return n / self.timings["total"] if self.timings.get("total") else float("nan")
 
 
+_lzf_warned = False
+
+
+def _warn_without_lzf():
+    """Say once per process when the C extension is missing (reads and writes then go through h5py)."""
+    global _lzf_warned
+    from . import stream, writer
+
+    if not _lzf_warned and (stream._lzf_decompress_into is None or writer._lzf_compress is None):
+        _lzf_warned = True
+        log.warning("gpuprune._lzf is not built (no C compiler when gpuprune was installed): reading and "
+                    "compressing through h5py, about 1.5x slower; reinstall where a C compiler is available")
+
+
 def _gpu_available():
     try:
         from . import cuda
@@ -196,6 +210,7 @@ class Pruner:
         if rng not in engine.MODES:
             raise InputError(f"unknown randomness mode {rng!r}; choose one of {', '.join(engine.MODES)}")
         device = self._device(device, rng)
+        _warn_without_lzf()
         output_file = os.path.abspath(output_file or os.path.join(net.path, OUTPUT_FILE))
         self._refuse_input_as_output(output_file)
         ctx = engine.PruneContext.from_network(net, mode=rng, share_parameter_id=share_parameter_id)

@@ -266,3 +266,18 @@ def test_corrupt_chunk_is_an_input_error_naming_the_file(tmp_path):
         gpuprune.prune(net, output_file=tmp_path / "o.hdf5", device="cpu", workers=1)
     assert victim in str(err.value) and "corrupt" in str(err.value)
     assert not (tmp_path / "o.hdf5").exists()
+
+
+def test_a_missing_extension_is_said_once(monkeypatch, caplog, tmp_path):
+    from gpuprune import api
+
+    net = data_path("prune3")
+    monkeypatch.setattr(api, "_lzf_warned", False)
+    with caplog.at_level("WARNING", logger="gpuprune"):
+        gpuprune.prune(net, output_file=tmp_path / "a.hdf5", device="cpu", workers=1)
+    assert "not built" not in caplog.text  # the extension is there: nothing to say
+    monkeypatch.setattr(stream, "_lzf_decompress_into", None)
+    with caplog.at_level("WARNING", logger="gpuprune"):
+        gpuprune.prune(net, output_file=tmp_path / "b.hdf5", device="cpu", workers=1)
+        gpuprune.prune(net, output_file=tmp_path / "c.hdf5", device="cpu", workers=1)
+    assert caplog.text.count("gpuprune._lzf is not built") == 1
