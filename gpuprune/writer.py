@@ -33,6 +33,33 @@ COMPRESS_THREADS = 4
 MAX_PENDING_CHUNKS = 16
 
 
+class BufferedRows:
+    """Rows of one output dataset, gathered to :data:`BUFFER_ROWS` and written through h5py
+    (which compresses them with the dataset's filter)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+        self.parts, self.buffered, self.written = [], 0, 0
+
+    def append(self, rows):
+        self.parts.append(rows)
+        self.buffered += rows.shape[0]
+        if self.buffered >= BUFFER_ROWS:
+            self._flush()
+
+    def _flush(self):
+        if not self.parts:
+            return
+        block = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        self.ds.resize(self.written + block.shape[0], axis=0)
+        self.ds[self.written:self.written + block.shape[0]] = block
+        self.written += block.shape[0]
+        self.parts, self.buffered = [], 0
+
+    def close(self):
+        self._flush()
+
+
 class DirectChunks:
     """Rows of one LZF-compressed output dataset, written as whole HDF5 chunks.
 
@@ -50,7 +77,7 @@ class DirectChunks:
         self.pending = collections.deque()  # (first row, rows, block, future) in row order
 
     def append(self, rows):
-        self.parts.append(rows)
+        self.parts.append(np.asarray(rows, dtype=np.int32))
         self.buffered += rows.shape[0]
         if self.buffered >= self.chunk_rows:
             self._cut(final=False)
@@ -127,9 +154,7 @@ class OutputWriter:
         os.umask(umask)
         os.chmod(self.temp_path, 0o666 & ~umask)  # mkstemp makes it private; outputs are ordinary files
         self.counts = {"synapses": 0, "gap_junctions": 0}
-        self._buffers = {"synapses": [], "gap_junctions": []}
-        self._buffered = {"synapses": 0, "gap_junctions": 0}
-        self._direct = {}
+        self._sinks = {}  # BufferedRows or DirectChunks per row dataset
         self._executor = None
         try:
             self.file = h5py.File(self.temp_path, "w")
@@ -145,7 +170,9 @@ class OutputWriter:
                     if self._executor is None:
                         self._executor = concurrent.futures.ThreadPoolExecutor(
                             min(COMPRESS_THREADS, os.cpu_count() or 1), thread_name_prefix="gpuprune-lzf")
-                    self._direct[name] = DirectChunks(ds, self._executor)
+                    self._sinks[name] = DirectChunks(ds, self._executor)
+                else:
+                    self._sinks[name] = BufferedRows(ds)
         except BaseException:
             self._discard()
             raise
@@ -154,35 +181,13 @@ class OutputWriter:
         """Queue kept rows of one kind; they are written in large batches."""
         if rows.shape[0] == 0:
             return
-        direct = self._direct.get(kind_name)
-        if direct is not None:
-            direct.append(np.asarray(rows, dtype=np.int32))
-            self.counts[kind_name] += rows.shape[0]
-            return
-        self._buffers[kind_name].append(rows)
-        self._buffered[kind_name] += rows.shape[0]
-        if self._buffered[kind_name] >= BUFFER_ROWS:
-            self._flush(kind_name)
-
-    def _flush(self, kind_name):
-        parts = self._buffers[kind_name]
-        if not parts:
-            return
-        block = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        ds = self.file["network"][kind_name]
-        start = self.counts[kind_name]
-        ds.resize(start + block.shape[0], axis=0)
-        ds[start:start + block.shape[0]] = block
-        self.counts[kind_name] += block.shape[0]
-        self._buffers[kind_name] = []
-        self._buffered[kind_name] = 0
+        self._sinks[kind_name].append(rows)
+        self.counts[kind_name] += rows.shape[0]
 
     def close(self):
         """Flush, write the counts, and move the finished file into place."""
-        for kind_name in self._buffers:
-            self._flush(kind_name)
-        for direct in self._direct.values():
-            direct.close()
+        for sink in self._sinks.values():
+            sink.close()
         self._stop_executor()
         network = self.file["network"]
         network.create_dataset("num_synapses", data=self.counts["synapses"], dtype=np.uint64)

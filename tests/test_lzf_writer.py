@@ -87,7 +87,7 @@ def test_writer_direct_chunks(tmp_path, monkeypatch, sizes):
             monkeypatch.setattr(writer, "_lzf_compress", None)
         out = files[direct] = tmp_path / f"{direct}.hdf5"
         with OutputWriter(out, worklog, {"x": 1}) as w:
-            assert ("synapses" in w._direct) == direct
+            assert isinstance(w._sinks["synapses"], writer.DirectChunks) == direct
             for piece in pieces:
                 w.append("synapses", piece)
             w.append("gap_junctions", np.arange(22, dtype=np.int32).reshape(2, 11))
