@@ -252,17 +252,16 @@ def read_chunk(files, kind, chunk, with_lookup=False, threads=None):
 
 def _read_slices(files, kind, slices, rows, offsets, with_lookup, threads=None):
     """Read ``slices`` into their places in ``rows``; returns their lookup runs (if asked) in order."""
-    runs, pending, tails = [], [], []
+    runs, decoding = [], []  # decoding: (reader, kept tail, path, r0, r1, futures) per slice read
     executor = threads.executor if threads is not None else None
     try:
         for fi, r0, r1, l0, l1 in slices:
             path, hid = files[fi]
             try:
                 if r1 > r0:
-                    reader = _rows_reader(path, kind.matrix)
-                    tail = reader.read(rows, r0, r1, offsets[fi], executor, pending)
-                    if executor is not None:
-                        tails.append((reader, tail, path, r0, r1, len(pending)))
+                    reader, futures = _rows_reader(path, kind.matrix), []
+                    tail = reader.read(rows, r0, r1, offsets[fi], executor, futures)
+                    decoding.append((reader, tail, path, r0, r1, futures))
                 if with_lookup:
                     lut = np.asarray(_dataset(path, kind.lookup)[l0:l1], dtype=np.int64)
             except OSError as exc:
@@ -271,18 +270,17 @@ def _read_slices(files, kind, slices, rows, offsets, with_lookup, threads=None):
                 length = lut[:, 2] - lut[:, 1]
                 start = lut[:, 1] - r0 + offsets[fi]
                 runs.append((lut[:, 0], np.full(lut.shape[0], hid, dtype=np.int64), start, length))
-    finally:
-        concurrent.futures.wait(pending)  # no decode still writes into rows once this returns or raises
-    done = 0
-    for reader, tail, path, r0, r1, upto in tails:
-        for fut in pending[done:upto]:
-            exc = fut.exception()
-            if exc is not None:
+    finally:  # no decode still writes into rows once this returns or raises
+        concurrent.futures.wait([f for *_, futures in decoding for f in futures])
+    if executor is not None:
+        for reader, tail, path, r0, r1, futures in decoding:
+            for fut in futures:
+                exc = fut.exception()
                 if isinstance(exc, OSError):
                     raise _read_error(kind, path, r0, r1, exc) from None
-                raise exc
-        done = upto
-        reader.keep(tail)
+                if exc is not None:
+                    raise exc
+            reader.keep(tail)
     return runs
 
 
