@@ -184,7 +184,7 @@ class Pruner:
             Rows per chunk (default: 1 M, less to give every worker several chunks).
         workers : int, optional
             Worker processes (default: one per available core).  On the GPU path: the threads
-            that read the input (default one per core, at most ``cuda.READ_THREADS``).
+            that decode the input (default one per core, at most ``cuda.READ_THREADS``).
         executor : concurrent.futures.Executor, optional
             Run chunk tasks on this executor instead of a local process pool.
         compression : {"lzf", "gzip", None}

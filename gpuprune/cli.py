@@ -64,7 +64,7 @@ def _add_prune(sub):
                         "(reproduces SnuddaPrune bit for bit, CPU only)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     p.add_argument("--output", help="output file (default NETWORK/network-synapses.hdf5)")
-    p.add_argument("--workers", type=int, help="CPU worker processes; on the GPU, threads reading the input "
+    p.add_argument("--workers", type=int, help="CPU worker processes; on the GPU, threads decoding the input "
                    "(default: one per core)")
     p.add_argument("--row-budget", type=int, help="rows per chunk (default: automatic)")
     p.add_argument("--compression", choices=("lzf", "gzip", "none"), default="lzf")

@@ -53,7 +53,7 @@ BLOCK_SIZE = 256
 COMPILE_OPTIONS = ("--fmad=false",)
 #: share of the free device memory a pool plans to use.
 MEMORY_FRACTION = 0.8
-#: most threads that read the input for a GPU pool by default (LZF decoding runs without the GIL)
+#: most threads that decode the input for a GPU pool by default (LZF decoding runs without the GIL)
 READ_THREADS = 8
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*$", re.I)
@@ -493,8 +493,8 @@ class GpuPool:
     emulated_memory : int, optional
         Memory of each emulated device (default :data:`gpuprune._emulate.DEFAULT_MEMORY`).
     read_threads : int, optional
-        Threads that read (and decode) the input in parallel, each file always on the same
-        thread (default one per available core, at most :data:`READ_THREADS`).
+        Threads that decode the input's LZF chunks in parallel while the staging thread
+        reads them raw (default one per available core, at most :data:`READ_THREADS`).
 
     Notes
     -----
