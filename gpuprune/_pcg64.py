@@ -203,6 +203,17 @@ def _as_entropy(entropy):
     return arr.astype(np.uint32, copy=False)
 
 
+def _per_stream(values, what, entropy):
+    """``values`` (one per stream seed in ``entropy``) as a 1-D ``int64`` array; ``what`` names them."""
+    values = np.asarray(values).reshape(-1)
+    if values.size and values.dtype.kind not in "iu":
+        raise InputError(f"stream {what} must be integers, got dtype {values.dtype}")
+    values = values.astype(np.int64, copy=False)
+    if values.shape != entropy.shape:
+        raise InputError(f"got {entropy.size} stream seeds but {values.size} stream {what}")
+    return values
+
+
 def _seed_batch(entropy):
     """SeedSequence + PCG64 seeding for one batch of ``uint32`` seeds.
 
@@ -528,21 +539,11 @@ def pcg64_uniform_streams(entropy, lengths, start=None, out=None):
        https://numpy.org/doc/stable/reference/random/
     """
     entropy = _as_entropy(entropy)
-    lengths = np.asarray(lengths).reshape(-1)
-    if lengths.size and lengths.dtype.kind not in "iu":
-        raise InputError(f"stream lengths must be integers, got dtype {lengths.dtype}")
-    lengths = lengths.astype(np.int64, copy=False)
-    if lengths.shape != entropy.shape:
-        raise InputError(f"got {entropy.size} stream seeds but {lengths.size} stream lengths")
+    lengths = _per_stream(lengths, "lengths", entropy)
     if lengths.size and lengths.min() < 0:
         raise InputError("stream lengths must be non-negative")
     if start is not None:
-        start = np.asarray(start).reshape(-1)
-        if start.size and start.dtype.kind not in "iu":
-            raise InputError(f"stream starts must be integers, got dtype {start.dtype}")
-        start = start.astype(np.int64, copy=False)
-        if start.shape != entropy.shape:
-            raise InputError(f"got {entropy.size} stream seeds but {start.size} stream starts")
+        start = _per_stream(start, "starts", entropy)
         if start.size and (start.min() < 0 or (start.max() + lengths.max()) >= 2**62):
             raise InputError("stream starts must be non-negative and below 2**62")
     total = int(lengths.sum())
