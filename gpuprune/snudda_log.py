@@ -24,36 +24,36 @@ CORE_LOG = logging.getLogger("gpuprune")
 _tags = itertools.count(1)
 
 
-class _Stdout(logging.StreamHandler):
-    """A handler writing to whatever ``sys.stdout`` is when it emits, as ``print`` does."""
+class _Following(logging.StreamHandler):
+    """A handler writing to whatever ``sys.<name>`` is when it emits, as ``print`` does."""
+
+    name_in_sys = "stdout"
 
     def __init__(self):
-        super().__init__(sys.stdout)
+        super().__init__(self.stream)
 
     @property
     def stream(self):
-        return sys.stdout
+        return getattr(sys, self.name_in_sys)
 
     @stream.setter
     def stream(self, value):
         pass
 
 
-class _Stderr(logging.StreamHandler):
+class _Stdout(_Following):
+    name_in_sys = "stdout"
+
+
+class _Stderr(_Following):
     """Core warnings on ``sys.stderr`` while a sink hides them from Python's last-resort handler."""
 
+    name_in_sys = "stderr"
+
     def __init__(self):
-        super().__init__(sys.stderr)
+        super().__init__()
         self.setLevel(logging.WARNING)
         self.addFilter(lambda record: getattr(record, "snudda_prune", None) is None)
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
 
 
 #: shared by all sinks; attached while any sink is open and the root logger has no handler
