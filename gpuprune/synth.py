@@ -725,18 +725,24 @@ def _synapse_rows(plan, p, row_offset, owned):
     return rows, fi, keys, channel, listed, targets
 
 
+def _fill_voxels(p, rp, ob, w1, rows, col):
+    """Voxel coordinates into ``rows[:, col:col + 3]``: the pair's base voxel (its other-side base
+    for rows outside the dest's home, ``ob``), jittered by the words ``w1``."""
+    base = p["base_a"][rp]
+    if ob.any():
+        base[ob] = p["base_b"][rp[ob]]
+    scale = p["jitter_scale"][rp]
+    for axis in range(3):
+        rows[:, col + axis] = base[:, axis] + _jitter(w1, axis, scale)
+
+
 def _fill_synapse_rows(plan, p, rows, rp, fi, ob, channel, w):
     """Fill a slice of synapse rows; return (file, dest) codes of rows outside the dest's home."""
     w0, w1, w2, w3 = w
     dest = p["dest"][rp]
     rows[:, 0] = p["src"][rp]
     rows[:, 1] = dest
-    base = p["base_a"][rp]
-    if ob.any():
-        base[ob] = p["base_b"][rp[ob]]
-    scale = p["jitter_scale"][rp]
-    for axis in range(3):
-        rows[:, 2 + axis] = base[:, axis] + _jitter(w1, axis, scale)
+    _fill_voxels(p, rp, ob, w1, rows, 2)
     rows[:, 5] = plan.file_hid_column[fi]
     rows[:, 6] = channel
     rows[:, 7] = np.maximum(0, p["axon_base"][rp] + _bits(w2, 1, 6) - 32)
@@ -801,12 +807,7 @@ def _gap_junction_rows(plan, p, row_offset, owned):
     rows[:, 3] = (_bits(w0, 16, 16) * DENDRITE_SECTIONS[FS]) >> 16
     rows[:, 4] = (_bits(w0, 32, 16) * 1001) >> 16
     rows[:, 5] = (_bits(w0, 48, 16) * 1001) >> 16
-    base = p["base_a"][rp]
-    if ob.any():
-        base[ob] = p["base_b"][rp[ob]]
-    scale = p["jitter_scale"][rp]
-    for axis in range(3):
-        rows[:, 6 + axis] = base[:, axis] + _jitter(w1, axis, scale)
+    _fill_voxels(p, rp, ob, w1, rows, 6)
     rows[:, 9] = plan.file_hid_column[fi]
     mu, sigma = plan.gap_junction_log_mu_sigma
     z = (_bits(w3, 0, 16) - _bits(w3, 16, 16)) * (math.sqrt(6.0) / 65536)
