@@ -24,9 +24,13 @@ import numpy as np
 from bench_prune import machine, record, same_rows
 
 import gpuprune
-from gpuprune import _device, cuda, engine, stream
-from gpuprune.network import KINDS, Network
-from gpuprune.writer import OutputWriter
+from gpuprune import engine
+from gpuprune.device import cuda
+from gpuprune.device import program as _device
+from gpuprune.format import KINDS
+from gpuprune.io import reader as stream
+from gpuprune.io.network import Network
+from gpuprune.io.writer import OutputWriter
 
 
 def device_rows_per_second(network, emulate, repeat):

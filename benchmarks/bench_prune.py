@@ -27,9 +27,11 @@ import h5py
 import numpy as np
 
 import gpuprune
-from gpuprune import engine, stream
-from gpuprune._malloc import tune_malloc
-from gpuprune.network import KINDS, Network
+from gpuprune import engine
+from gpuprune.execution.malloc import tune_malloc
+from gpuprune.format import KINDS
+from gpuprune.io import reader as stream
+from gpuprune.io.network import Network
 
 HERE = Path(__file__).resolve().parent
 TIMING_TOOL = HERE.parent.parent / "shared" / "tools" / "prune_timing.py"
@@ -46,7 +48,7 @@ def machine():
         pass
     return {"cpu": model, "cores": stream.default_workers(), "python": platform.python_version(),
             "numpy": np.__version__, "h5py": h5py.__version__, "host": platform.node(),
-            "reader": ("direct LZF (gpuprune._lzf)" if stream.DIRECT_READ and stream._lzf_decompress_into is not None
+            "reader": ("direct LZF (gpuprune.io._lzf)" if stream.DIRECT_READ and stream._lzf_decompress_into is not None
                        else "h5py")}
 
 

@@ -44,7 +44,7 @@ run)
     work=/tmp/gpuprune-gpu
     mkdir -p "$work"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
-    python3 setup.py -q build_ext --inplace || echo "gpuprune._lzf not built: input is read through h5py"
+    python3 setup.py -q build_ext --inplace || echo "gpuprune.io._lzf not built: input is read through h5py"
     export PYTHONPATH="$PWD:/tmp/site"
     export GPUPRUNE_TEST_DATA="$PWD/.gpudata"
     nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || true

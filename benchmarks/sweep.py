@@ -28,7 +28,7 @@ from pathlib import Path
 from bench_prune import compute_only, machine, record, run_snudda, same_rows
 
 import gpuprune
-import gpuprune.network
+import gpuprune.io.network
 from gpuprune import synth
 
 HERE = Path(__file__).resolve().parent
@@ -124,7 +124,7 @@ def network_for(rows, workdir):
                                              seed=1, overwrite=True)
             made = summary["num_synapses"] + summary["num_projection_synapses"] + summary["num_gap_junctions"]
         else:
-            made = sum(gpuprune.network.Network(path).num_rows(k) for k in ("synapses", "gap_junctions"))
+            made = sum(gpuprune.io.network.Network(path).num_rows(k) for k in ("synapses", "gap_junctions"))
         if 0.8 * rows <= made <= 1.25 * rows:
             break
         neurons = max(20, int(round(neurons * rows / made)))

@@ -4,9 +4,9 @@ The main entry point is :func:`prune`; :class:`SnuddaPrune` is a drop-in
 replacement for ``snudda.detect.prune.SnuddaPrune``.
 """
 
-from .api import PathwayStats, Pruner, PruneResult, prune
-from .errors import ConfigError, DeviceError, ExpressionError, GpuPruneError, InputError, WorkerError
-from .snudda_compat import SnuddaPrune
+from gpuprune.api import PathwayStats, Pruner, PruneResult, prune
+from gpuprune.compat.snudda.prune import SnuddaPrune
+from gpuprune.errors import ConfigError, DeviceError, ExpressionError, GpuPruneError, InputError, WorkerError
 
 __version__ = "0.1.0"
 

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import engine
-from .errors import DeviceError, InputError
-from .network import GAP_JUNCTIONS, SYNAPSES, Network
-from .rng import check_seed
-from .rules import GAP_JUNCTION_CHANNEL
-from .stream import ExecutorPool, InlinePool, LocalPool, close_files, default_workers, run_chunks
-from .writer import OutputWriter
+from gpuprune import engine
+from gpuprune.errors import DeviceError, InputError
+from gpuprune.execution.pools import ExecutorPool, InlinePool, LocalPool, default_workers, run_chunks
+from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
+from gpuprune.io.network import Network
+from gpuprune.io.reader import close_files
+from gpuprune.io.writer import OutputWriter
+from gpuprune.rng.philox import check_seed
+from gpuprune.rules.params import GAP_JUNCTION_CHANNEL
 
 log = logging.getLogger("gpuprune")
 
@@ -104,17 +106,18 @@ _lzf_warned = False
 def _warn_without_lzf():
     """Say once per process when the C extension is missing (reads and writes then go through h5py)."""
     global _lzf_warned
-    from . import stream, writer
+    from gpuprune.io import reader as stream
+    from gpuprune.io import writer
 
     if not _lzf_warned and (stream._lzf_decompress_into is None or writer._lzf_compress is None):
         _lzf_warned = True
-        log.warning("gpuprune._lzf is not built (no C compiler when gpuprune was installed): reading and "
+        log.warning("gpuprune.io._lzf is not built (no C compiler when gpuprune was installed): reading and "
                     "compressing through h5py, about 1.5x slower; reinstall where a C compiler is available")
 
 
 def _gpu_available():
     try:
-        from . import cuda
+        from gpuprune.device import cuda
     except ImportError:
         return False
     return cuda.device_count() > 0
@@ -222,7 +225,7 @@ class Pruner:
         totals = {k: net.num_rows(k) for k in ("synapses", "gap_junctions")}
         gpu_pool = None
         if device == "gpu":
-            from . import cuda
+            from gpuprune.device import cuda
 
             options = {k: v for k, v in (("gpus", gpus), ("memory_limit", gpu_memory), ("read_threads", workers))
                        if v is not None}

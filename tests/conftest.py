@@ -91,7 +91,8 @@ def cpu_reference(tmp_path_factory):
 @pytest.fixture
 def emulated_gpu(monkeypatch):
     """``configure(**pool_options)``: ``device="gpu"`` then runs on emulated GPUs; returns the pools made."""
-    from gpuprune import api, cuda
+    from gpuprune import api
+    from gpuprune.device import cuda
 
     def configure(**options):
         pools, real = [], cuda.GpuPool

@@ -125,11 +125,11 @@ def _killed(*args):
 
 
 def test_killed_worker_is_a_clear_error_and_leaves_nothing(prune3, monkeypatch):
-    from gpuprune import stream
+    from gpuprune.execution import pools
 
     gpuprune.prune(prune3, device="cpu", workers=1)
     before = (prune3 / "network-synapses.hdf5").read_bytes()
-    monkeypatch.setattr(stream, "prune_range_task", _killed)
+    monkeypatch.setattr(pools, "prune_range_task", _killed)
     with pytest.raises(gpuprune.WorkerError, match="ended abruptly"):
         gpuprune.prune(prune3, device="cpu", workers=2, row_budget=10, random_seed=5)
     assert (prune3 / "network-synapses.hdf5").read_bytes() == before

@@ -6,7 +6,7 @@ import sys
 from conftest import data_path
 from helpers import assert_same_rows
 
-from gpuprune.cli import main
+from gpuprune.cli.main import main
 
 
 def run(*args):

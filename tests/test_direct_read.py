@@ -1,4 +1,4 @@
-"""The direct reader (gpuprune._lzf + raw HDF5 chunks) gives exactly what h5py gives, and fails cleanly."""
+"""The direct reader (gpuprune.io._lzf + raw HDF5 chunks) gives exactly what h5py gives, and fails cleanly."""
 
 import glob
 
@@ -9,16 +9,17 @@ from conftest import SNUDDA_CASES, copy_network, data_path
 from helpers import assert_same_rows
 
 import gpuprune
-from gpuprune import stream
 from gpuprune.errors import InputError
-from gpuprune.network import KINDS, Network
+from gpuprune.format import KINDS
+from gpuprune.io import reader as stream
+from gpuprune.io.network import Network
 
 try:
-    from gpuprune import _lzf
+    from gpuprune.io import _lzf
 except ImportError:  # fails below: an install with a C compiler (CI's) always builds it
     _lzf = None
 
-NOT_BUILT = "gpuprune._lzf was not built (no C compiler at install?): reads fall back to h5py"
+NOT_BUILT = "gpuprune.io._lzf was not built (no C compiler at install?): reads fall back to h5py"
 
 
 def test_extension_is_built():
@@ -280,4 +281,4 @@ def test_a_missing_extension_is_said_once(monkeypatch, caplog, tmp_path):
     with caplog.at_level("WARNING", logger="gpuprune"):
         gpuprune.prune(net, output_file=tmp_path / "b.hdf5", device="cpu", workers=1)
         gpuprune.prune(net, output_file=tmp_path / "c.hdf5", device="cpu", workers=1)
-    assert caplog.text.count("gpuprune._lzf is not built") == 1
+    assert caplog.text.count("gpuprune.io._lzf is not built") == 1

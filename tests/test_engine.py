@@ -7,7 +7,7 @@ import pytest
 
 from gpuprune import engine
 from gpuprune.errors import InputError
-from gpuprune.network import GAP_JUNCTIONS, SYNAPSES
+from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
 from gpuprune.rules import PruningRules
 
 DIST = {"A$$B": {"GABA": {"channel_model_id": 10}, "gap_junction": {"channel_model_id": 3}},

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gpuprune.errors import ExpressionError
-from gpuprune.expr import DistanceExpression
+from gpuprune.rules.expr import DistanceExpression
 
 D = np.array([0.0, 18e-6, 59e-6, 102e-6, 110e-6, 183e-6, 1e-3])
 

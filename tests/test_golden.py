@@ -13,7 +13,7 @@ Two digests per case:
     values) -- what SnuddaLoad reads.  Independent of where the file was written.
 ``file``
     sha256 of the file's bytes, checked where the output is path-independent and the install has
-    the LZF extension (``gpuprune._lzf``; without it h5py's encoder writes other compressed bytes).
+    the LZF extension (``gpuprune.io._lzf``; without it h5py's encoder writes other compressed bytes).
 """
 
 import hashlib
@@ -124,7 +124,8 @@ def run_case(case, tmp):
         gpuprune.prune(net, config_file=config_file, rng=rng, device="cpu", output_file=out,
                        **{"workers": 1, **options})
     elif how == "emulated":
-        from gpuprune import api, cuda
+        from gpuprune import api
+        from gpuprune.device import cuda
 
         real = cuda.GpuPool
         saved = api._gpu_available, cuda.GpuPool
@@ -151,7 +152,7 @@ def run_case(case, tmp):
 
 def _has_lzf():
     try:
-        import gpuprune._lzf  # noqa: F401
+        import gpuprune.io._lzf  # noqa: F401
     except ImportError:
         return False
     return True

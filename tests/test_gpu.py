@@ -16,8 +16,10 @@ from gpu_helpers import (
 )
 
 import gpuprune
-from gpuprune import _device, cuda, engine, rng
-from gpuprune.network import Network
+from gpuprune import engine, rng
+from gpuprune.device import cuda
+from gpuprune.device import program as _device
+from gpuprune.io.network import Network
 
 
 def _gpu_count():

@@ -22,10 +22,14 @@ from gpu_helpers import (
 )
 
 import gpuprune
-from gpuprune import _device, _emulate, cuda, engine
+from gpuprune import engine
+from gpuprune.device import cuda
+from gpuprune.device import emulated as _emulate
+from gpuprune.device import program as _device
 from gpuprune.errors import DeviceError, InputError
-from gpuprune.network import GAP_JUNCTIONS, SYNAPSES, Network
-from gpuprune.stream import close_files, read_chunk
+from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
+from gpuprune.io.network import Network
+from gpuprune.io.reader import close_files, read_chunk
 
 pytestmark = pytest.mark.skipif(_emulate.host_compiler() is None, reason="no C++ compiler for the emulated GPU")
 

@@ -16,9 +16,13 @@ import numpy as np
 import pytest
 from gpu_helpers import PHILOX_CASES, case_id, network_path
 
-from gpuprune import _device, _emulate, cuda, engine, rng
-from gpuprune.network import GAP_JUNCTIONS, SYNAPSES, Network
-from gpuprune.stream import close_files, read_chunk
+from gpuprune import engine, rng
+from gpuprune.device import cuda
+from gpuprune.device import emulated as _emulate
+from gpuprune.device import program as _device
+from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
+from gpuprune.io.network import Network
+from gpuprune.io.reader import close_files, read_chunk
 
 TWIN_SOURCE = Path(__file__).with_name("host_twins.cpp")
 COMPILERS = {

@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-from gpuprune import _emulate, cuda
+from gpuprune.device import cuda
+from gpuprune.device import emulated as _emulate
 
 NVCC = shutil.which("nvcc")
 needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc not found: CUDA toolkit not installed")

@@ -1,4 +1,4 @@
-"""The LZF encoder of gpuprune._lzf, and the writer that stores output chunks with it."""
+"""The LZF encoder of gpuprune.io._lzf, and the writer that stores output chunks with it."""
 
 import h5py
 import numpy as np
@@ -6,15 +6,15 @@ import pytest
 from conftest import data_path
 
 import gpuprune
-from gpuprune import writer
-from gpuprune.writer import OutputWriter
+from gpuprune.io import writer
+from gpuprune.io.writer import OutputWriter
 
 try:
-    from gpuprune import _lzf
+    from gpuprune.io import _lzf
 except ImportError:  # test_direct_read.test_extension_is_built fails then
     _lzf = None
 
-pytestmark = pytest.mark.skipif(_lzf is None, reason="gpuprune._lzf not built: see test_extension_is_built")
+pytestmark = pytest.mark.skipif(_lzf is None, reason="gpuprune.io._lzf not built: see test_extension_is_built")
 
 
 def _samples(rng):

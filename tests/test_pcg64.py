@@ -1,11 +1,11 @@
-"""Bit-exactness of gpuprune._pcg64 against numpy.random's own PCG64 streams."""
+"""Bit-exactness of gpuprune.rng.pcg64 against numpy.random's own PCG64 streams."""
 
 import numpy as np
 import pytest
 
-from gpuprune import _pcg64
-from gpuprune._pcg64 import pcg64_uniform_at, pcg64_uniform_streams, seed_sequence_pcg64_init
 from gpuprune.errors import InputError
+from gpuprune.rng import pcg64 as _pcg64
+from gpuprune.rng.pcg64 import pcg64_uniform_at, pcg64_uniform_streams, seed_sequence_pcg64_init
 
 EDGE_SEEDS = [0, 1, 2, 3, 255, 256, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1]
 

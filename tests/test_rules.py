@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gpuprune.errors import ConfigError
-from gpuprune.network import Network
+from gpuprune.io.network import Network
 from gpuprune.rules import PruningRules, p_keep_table, p_mu_table
 
 DIST = {"A$$B": {"GABA": {"channel_model_id": 10}, "gap_junction": {"channel_model_id": 3}},

@@ -16,9 +16,9 @@ from conftest import SNUDDA_CASES, copy_network, data_path
 from helpers import assert_same_rows
 
 import gpuprune
-from gpuprune import stream
+from gpuprune.compat.snudda.prune import SnuddaPrune
 from gpuprune.errors import ConfigError, DeviceError, InputError
-from gpuprune.snudda_compat import SnuddaPrune
+from gpuprune.io import reader as stream
 
 ROWS = ("network/synapses", "network/gap_junctions")
 
@@ -424,7 +424,8 @@ def test_synapse_set_iterator_and_lookup_subset(sp3):
 
 def snudda_merge_reference(network_path, kind, lo, hi):
     """Rows onto dest [lo, hi) in the order of Snudda's heap merge (heapq over the files' lookup runs)."""
-    from gpuprune.network import KINDS, Network
+    from gpuprune.format import KINDS
+    from gpuprune.io.network import Network
 
     net = Network(network_path)
     per_dest = net.num_neurons * net.max_channel_type_id

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from conftest import copy_network
 
+from gpuprune.compat.snudda.prune import SnuddaPrune
 from gpuprune.errors import ConfigError
-from gpuprune.snudda_compat import SnuddaPrune
 
 NUM_NEURONS = 28
 

@@ -8,7 +8,7 @@ import pytest
 from helpers import assert_same_rows
 
 import gpuprune
-from gpuprune.network import Network
+from gpuprune.io.network import Network
 from gpuprune.synth import generate_network
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import gpuprune
-from gpuprune import cuda
+from gpuprune.device import cuda
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_installed_wheel_finds_the_kernels(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for name in (cuda.MAIN_KERNEL, *cuda.KERNEL_HEADERS, "emulate.h"):
         assert f"gpuprune/kernels/{name}" in names, names
-    assert any(n.startswith("gpuprune/_lzf.") and n.endswith((".so", ".pyd")) for n in names), names  # compiled
+    assert any(n.startswith("gpuprune/io/_lzf.") and n.endswith((".so", ".pyd")) for n in names), names  # compiled
 
     # a fresh environment with only the wheel installed; NumPy and h5py come from this one's
     # site-packages through a .pth line (which, unlike site-packages itself, runs no .pth files,
@@ -51,7 +51,8 @@ def test_installed_wheel_finds_the_kernels(tmp_path):
     script = textwrap.dedent("""
         import os, sys
         import gpuprune
-        from gpuprune import cuda, stream
+        from gpuprune.device import cuda
+        from gpuprune.io import reader as stream
         assert stream._lzf_decompress_into is not None  # the wheel's compiled LZF decoder imports
         folder = cuda.kernel_dir()
         assert os.path.realpath(folder).startswith(os.path.realpath(sys.prefix)), folder

@@ -23,7 +23,7 @@ states returned by :func:`seed_sequence_pcg64_init` follows that split.
 
 import numpy as np
 
-from .errors import InputError
+from gpuprune.errors import InputError
 
 __all__ = [
     "pcg64_uniform_at",

@@ -15,10 +15,10 @@ import tempfile
 import h5py
 import numpy as np
 
-from .errors import InputError
+from gpuprune.errors import InputError
 
 try:
-    from ._lzf import compress as _lzf_compress
+    from gpuprune.io._lzf import compress as _lzf_compress
 except ImportError:  # built without a C compiler: h5py's filter compresses (same rows, other bytes)
     _lzf_compress = None
 
@@ -63,7 +63,7 @@ class BufferedRows:
 class DirectChunks:
     """Rows of one LZF-compressed output dataset, written as whole HDF5 chunks.
 
-    Each full chunk of rows is encoded by :func:`gpuprune._lzf.compress` on a thread of
+    Each full chunk of rows is encoded by :func:`gpuprune.io._lzf.compress` on a thread of
     ``executor`` and written in order with ``write_direct_chunk``; a chunk that does not
     compress is stored as it is, with the filter marked skipped (as HDF5 does for an
     optional filter).  h5py, and so Snudda, reads the result like any LZF dataset.

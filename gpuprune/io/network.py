@@ -17,39 +17,21 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from .errors import ConfigError, InputError
-from .rng import DEFAULT_SEED, check_seed
-from .rules import PruningRules, config_seed, load_config
+from gpuprune.errors import ConfigError, InputError
+from gpuprune.format import (
+    CONFIG_FILE,
+    KINDS,
+    META_KEYS,
+    PROJECTION_FILE,
+    PROJECTION_HID,
+    VOXEL_FILE,
+    WORKLOG,
+)
+from gpuprune.rng.philox import DEFAULT_SEED, check_seed
+from gpuprune.rules.params import PruningRules, config_seed, load_config
 
 log = logging.getLogger("gpuprune")
 
-WORKLOG = os.path.join("log", "network-detect-worklog.hdf5")
-VOXEL_FILE = os.path.join("voxels", "network-putative-synapses-{}.hdf5")
-PROJECTION_FILE = "network-projection-synapses.hdf5"
-CONFIG_FILE = "network-config.json"
-
-#: hyper voxel id given to the projection file (it comes first in every order).
-PROJECTION_HID = -1
-#: meta entries every hyper voxel file must share with the work log.
-META_KEYS = ("voxel_size", "hyper_voxel_size", "simulation_origo", "config_file", "position_file", "slurm_id")
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One of the two data kinds: synapses or gap junctions."""
-
-    name: str  # "synapses" or "gap_junctions"
-    width: int
-    matrix: str
-    lookup: str
-    worklog_counts: str
-    kind_id: int  # DESIGN §4 data kind g
-
-
-SYNAPSES = Kind("synapses", 13, "network/synapses", "network/synapse_lookup", "num_hypervoxel_synapses", 0)
-GAP_JUNCTIONS = Kind("gap_junctions", 11, "network/gap_junctions", "network/gap_junction_lookup",
-                     "num_hypervoxel_gap_junctions", 1)
-KINDS = {"synapses": SYNAPSES, "gap_junctions": GAP_JUNCTIONS}
 
 
 @dataclass

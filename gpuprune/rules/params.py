@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError, InputError
-from .expr import DistanceExpression
+from gpuprune.errors import ConfigError, InputError
+from gpuprune.rules.expr import DistanceExpression
 
 log = logging.getLogger("gpuprune")
 

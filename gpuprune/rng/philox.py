@@ -23,7 +23,7 @@ numbers: as easy as 1, 2, 3", SC'11, 2011.  Random123 (D. E. Shaw Research).
 
 import numpy as np
 
-from .errors import InputError
+from gpuprune.errors import InputError
 
 PHILOX_M0 = np.uint64(0xD2511F53)
 PHILOX_M1 = np.uint64(0xCD9E8D57)

@@ -21,10 +21,11 @@ import os
 import h5py
 import numpy as np
 
-from . import engine
-from .errors import InputError
-from .network import KINDS, Chunk, open_h5
-from .stream import read_chunk
+from gpuprune import engine
+from gpuprune.errors import InputError
+from gpuprune.format import KINDS
+from gpuprune.io.network import Chunk, open_h5
+from gpuprune.io.reader import read_chunk
 
 #: Snudda's merge file name in the scratch directory.
 MERGE_FILE = "{kind}-for-neurons-{lo}-to-{hi}-MERGE-ME.hdf5"

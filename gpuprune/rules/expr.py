@@ -13,7 +13,7 @@ import operator
 
 import numpy as np
 
-from .errors import ExpressionError
+from gpuprune.errors import ExpressionError
 
 #: functions an expression may call, with their NumPy implementation and arity.
 FUNCTIONS = {

@@ -23,10 +23,10 @@ import threading
 
 import numpy as np
 
-from . import engine
-from .errors import InputError
-from .network import Chunk
-from .rng import KIND_SYNAPSE
+from gpuprune import engine
+from gpuprune.errors import InputError
+from gpuprune.io.network import Chunk
+from gpuprune.rng.philox import KIND_SYNAPSE
 
 #: parameter-set flag bits (``#define``d for the kernels by :func:`gpuprune.cuda.kernel_defines`).
 FLAG_HAS_SOFT_MAX = 1

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import rng as _rng
-from .errors import InputError
+from gpuprune import rng as _rng
+from gpuprune.errors import InputError
 
 PHILOX = "philox"
 SNUDDA = "snudda"
@@ -220,7 +220,7 @@ class _SnuddaDraws:
     """Snudda's draws: each dest neuron's PCG64 stream, ``3n + 2`` numbers per group with parameters."""
 
     def __init__(self, ctx, g_dest, sizes, pidx, pos, gid):
-        from ._pcg64 import pcg64_uniform_streams
+        from gpuprune.rng.pcg64 import pcg64_uniform_streams
 
         cost = np.where(pidx >= 0, 3 * sizes + 2, 0).astype(np.int64)
         # Groups of one dest are contiguous (merge order is dest-major).

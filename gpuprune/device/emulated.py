@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DeviceError
+from gpuprune.errors import DeviceError
 
 #: device memory of an emulated device when none is given (bytes).
 DEFAULT_MEMORY = 1 << 30
@@ -111,7 +111,7 @@ def _c_param(p):
 
 def emulator_source():
     """C++ source of the emulated device: ``emulate.h``, the kernel source, one launcher per kernel."""
-    from . import cuda
+    from gpuprune.device import cuda
 
     source = cuda.kernel_source()
     parts = ['#include "emulate.h"', source, "", "// launchers: walk the grid as the GPU would"]
@@ -201,7 +201,7 @@ class EmulatorLibrary:
     _instance = None
 
     def __init__(self):
-        from . import cuda
+        from gpuprune.device import cuda
 
         source = emulator_source()
         self.signatures = kernel_signatures(cuda.kernel_source())
@@ -251,7 +251,7 @@ class EmulatedBackend:
     OutOfMemory = EmulatedOutOfMemory
 
     def __init__(self, index=0, memory=DEFAULT_MEMORY, block_size=None):
-        from . import cuda
+        from gpuprune.device import cuda
 
         self.index = int(index)
         self.memory = int(memory)
@@ -324,7 +324,7 @@ class EmulatedBackend:
         return int(arr.view(np.ndarray).max()) if arr.size else 0
 
     def memory_budget(self, limit=None, fraction=None):
-        from . import cuda
+        from gpuprune.device import cuda
 
         free = self.memory - self.in_use
         budget = int(free * (cuda.MEMORY_FRACTION if fraction is None else fraction))

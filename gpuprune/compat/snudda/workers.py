@@ -43,7 +43,7 @@ def init_worker(spec, index=None):
 
     Returns the process id.
     """
-    from .snudda_compat import LOG_FILE, SnuddaPrune
+    from gpuprune.compat.snudda.prune import LOG_FILE, SnuddaPrune
 
     if spec["key"] not in _WORKERS:
         _drop_workers()  # one worker per engine; its merge files stay for the next master to reuse

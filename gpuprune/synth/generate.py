@@ -45,7 +45,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .errors import InputError
+from gpuprune.errors import InputError
 
 # Geometry, as Snudda's detect uses by default.
 VOXEL_SIZE = 3e-6  # metres

@@ -30,11 +30,13 @@ import time
 
 import numpy as np
 
-from . import _device, engine, rng
-from .errors import DeviceError, InputError
-from .network import GAP_JUNCTIONS, KINDS, SYNAPSES
-from .rules import GAP_JUNCTION_CHANNEL
-from .stream import ReadThreads, default_workers, read_chunk
+from gpuprune import engine, rng
+from gpuprune.device import program as _device
+from gpuprune.errors import DeviceError, InputError
+from gpuprune.execution.pools import default_workers
+from gpuprune.format import GAP_JUNCTIONS, KINDS, SYNAPSES
+from gpuprune.io.reader import ReadThreads, read_chunk
+from gpuprune.rules.params import GAP_JUNCTION_CHANNEL
 
 try:  # the GPU backend is optional: without CuPy, device_count() is 0
     import cupy
@@ -60,12 +62,25 @@ _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*$", re.I)
 
 
 def kernel_dir():
-    """The folder holding the kernel sources (inside the installed package)."""
-    path = importlib.resources.files("gpuprune.kernels")
-    path = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
-    if not os.path.isfile(os.path.join(path, MAIN_KERNEL)):
-        raise DeviceError(f"kernel sources not found in {path} (broken installation?)")
-    return path
+    """The folder holding the kernel sources.
+
+    An installed gpuprune carries them as the package ``gpuprune.kernels`` (``kernels/`` mapped into
+    the wheel).  Run from a source checkout (``python -m pytest`` puts the checkout's ``gpuprune/``
+    first on ``sys.path``, which has no ``kernels`` subpackage) they are the checkout's top-level
+    ``kernels/`` folder.
+    """
+    candidates = []
+    try:
+        path = importlib.resources.files("gpuprune.kernels")
+        candidates.append(os.fspath(path) if isinstance(path, os.PathLike) else str(path))
+    except ModuleNotFoundError:
+        pass
+    candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                   "kernels"))
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, MAIN_KERNEL)):
+            return path
+    raise DeviceError(f"kernel sources not found in {' or '.join(candidates)} (broken installation?)")
 
 
 def _read_kernel(name):
@@ -519,7 +534,7 @@ class GpuPool:
         self.counters = {"cpu_parts": 0, "oom_splits": 0}
         limit = None if memory_limit is None else parse_memory_size(memory_limit)
         if emulate:
-            from ._emulate import DEFAULT_MEMORY, EmulatedBackend
+            from gpuprune.device.emulated import DEFAULT_MEMORY, EmulatedBackend
 
             n = 1 if gpus is None else int(gpus)
             backends = [EmulatedBackend(i, emulated_memory or DEFAULT_MEMORY) for i in range(n)]

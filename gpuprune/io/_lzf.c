@@ -1,5 +1,5 @@
 /*
- * gpuprune._lzf: LZF blocks (the format of HDF5's filter 32000): decode straight into a
+ * gpuprune.io._lzf: LZF blocks (the format of HDF5's filter 32000): decode straight into a
  * caller's buffer, and encode, both with the GIL released.
  *
  * Snudda writes its hyper voxel files with that filter.  Decoding the raw chunks here is

@@ -10,8 +10,8 @@ import os
 import sys
 import time
 
-from . import __version__
-from .errors import DeviceError, GpuPruneError, InputError
+from gpuprune import __version__
+from gpuprune.errors import DeviceError, GpuPruneError, InputError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
@@ -76,8 +76,8 @@ def _add_prune(sub):
 
 
 def _cmd_prune(args):
-    from ._malloc import tune_malloc
-    from .api import prune
+    from gpuprune.api import prune
+    from gpuprune.execution.malloc import tune_malloc
 
     tune_malloc()  # this process is ours: let big temporaries be reused (see _malloc.py)
     bar = None if args.quiet else ProgressBar("pruning")
@@ -126,11 +126,11 @@ def main(argv=None):
                         format="gpuprune: %(levelname)s: %(message)s")
     try:
         if getattr(args, "passthrough", None) == "synth":
-            from . import synth
+            from gpuprune import synth
 
             return synth.main(rest) or 0
         if getattr(args, "passthrough", None) == "demo":
-            from . import demo
+            from gpuprune.cli import demo
 
             return demo.main(rest) or 0
         if rest:

@@ -14,11 +14,12 @@ import time
 
 import numpy as np
 
-from . import synth
-from .api import prune
-from .errors import InputError
-from .network import KINDS, Network
-from .stream import close_files, read_chunk
+from gpuprune import synth
+from gpuprune.api import prune
+from gpuprune.errors import InputError
+from gpuprune.format import KINDS
+from gpuprune.io.network import Network
+from gpuprune.io.reader import close_files, read_chunk
 
 DEFAULT_DIR = "gpuprune-demo"
 DEMO_NEURONS = 300

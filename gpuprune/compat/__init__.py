@@ -1,0 +1,1 @@
+"""Compatibility layers with other tools' APIs."""

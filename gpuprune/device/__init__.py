@@ -1,0 +1,1 @@
+"""The GPU backend: kernels, the device memory model, CuPy and emulated devices."""

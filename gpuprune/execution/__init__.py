@@ -1,0 +1,1 @@
+"""Where chunk tasks run: in-process, local worker processes, any Executor."""

@@ -1,0 +1,1 @@
+"""Reading and writing Snudda's files: network index, chunk reader, output writer."""

@@ -1,0 +1,25 @@
+"""Random numbers: Philox4x32-10 (philox mode) and NumPy's PCG64 streams replayed (snudda mode)."""
+
+from gpuprune.rng.philox import (  # noqa: F401
+    _BLOCK,
+    DEFAULT_SEED,
+    GROUP_ROW,
+    KEY_TAG,
+    KIND_GAP_JUNCTION,
+    KIND_SYNAPSE,
+    PHILOX_M0,
+    PHILOX_M1,
+    PHILOX_ROUNDS,
+    PHILOX_W0,
+    PHILOX_W1,
+    _philox_block,
+    check_seed,
+    group_draws,
+    neuron_keys,
+    philox4x32,
+    philox_uniform,
+    philox_uniform_blocks,
+    row_draws,
+    type_word,
+    u01,
+)
