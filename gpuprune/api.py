@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gpuprune import engine
+from gpuprune.engine.pathway import PathwayCodes
 from gpuprune.errors import DeviceError, InputError
 from gpuprune.execution.pools import ExecutorPool, InlinePool, LocalPool, default_workers, run_chunks
 from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
@@ -304,12 +305,10 @@ class Pruner:
 
     def _pathways(self, ctx, stats):
         net = self.network
-        n_types = len(net.type_names)
-        n_ch = ctx.max_channel_type_id + 1
+        codes = PathwayCodes.from_context(ctx)
         out = []
         for code in np.flatnonzero(stats[0]):
-            pre, rest = divmod(int(code), n_types * n_ch)
-            post, ch = divmod(rest, n_ch)
+            pre, post, ch = (int(v) for v in codes.decode(int(code)))
             names = net.rules.describe(pre, post, ch)
             if names is not None:
                 name = names[2]

@@ -22,7 +22,7 @@ from gpu_helpers import (
 )
 
 import gpuprune
-from gpuprune import engine
+from gpuprune import engine, plan
 from gpuprune.device import cuda
 from gpuprune.device import emulated as _emulate
 from gpuprune.device import program as _device
@@ -200,7 +200,7 @@ def striatum_chunk():
     """All synapse rows onto dest neurons 40..59 of striatum_300 (several files, unsorted across them)."""
     net = Network(network_path("striatum_300"))
     chunk = next(c for c in net.plan("synapses", 10 ** 9) if c.dest_lo == 0)
-    part = _device.split_chunk(net.sources["synapses"], chunk, 10 ** 9, 20)[2][0]
+    part = plan.split(net.sources["synapses"], chunk, 10 ** 9, 20)[2][0]
     rows, _ = read_chunk(net.spec()["files"]["synapses"], SYNAPSES, part)
     close_files()
     return net, part, rows
@@ -259,7 +259,7 @@ def test_split_chunk_partitions_rows(striatum_chunk):
     net, _, _ = striatum_chunk
     sources = net.sources["synapses"]
     for chunk in net.plan("synapses", 300_000):
-        parts = _device.split_chunk(sources, chunk, 20_000, 1000)
+        parts = plan.split(sources, chunk, 20_000, 1000)
         assert parts[0][0].dest_lo >= chunk.dest_lo and parts[-1][0].dest_hi <= chunk.dest_hi
         assert all(a.dest_hi <= b.dest_lo for (a, _), (b, _) in zip(parts[:-1], parts[1:], strict=True))
         assert sum(p.num_rows for p, _ in parts) == chunk.num_rows
@@ -268,7 +268,7 @@ def test_split_chunk_partitions_rows(striatum_chunk):
             assert fits or p.dest_hi - p.dest_lo == 1  # only a lone neuron may exceed the budget
             assert p.num_rows == sum(r1 - r0 for _, r0, r1, _, _ in p.slices) > 0
     chunk = net.plan("synapses", 10 ** 9)[0]
-    parts = _device.split_chunk(sources, chunk, 10 ** 9, 64)
+    parts = plan.split(sources, chunk, 10 ** 9, 64)
     assert all(p.dest_hi - p.dest_lo <= 64 for p, _ in parts)  # key width limits the dest span
 
 

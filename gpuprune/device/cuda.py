@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from gpuprune import engine, rng
+from gpuprune import engine, plan, rng
 from gpuprune.device import program as _device
 from gpuprune.errors import DeviceError, InputError
 from gpuprune.execution.pools import default_workers
@@ -578,7 +578,7 @@ class GpuPool:
         kind = KINDS[kind_name]
         worker = self.devices[self._next % len(self.devices)]
         self._next += 1
-        parts = _device.split_chunk(self.net.sources[kind_name], chunk, worker.max_rows[kind_name],
+        parts = plan.split(self.net.sources[kind_name], chunk, worker.max_rows[kind_name],
                                     self.tables.max_dest_span())
         staged = [self.reader.submit(worker.stage, files, kind, part, fits) for part, fits in parts]
         return worker.compute.submit(worker.finish, kind, chunk, staged)

@@ -24,8 +24,8 @@ import threading
 import numpy as np
 
 from gpuprune import engine
+from gpuprune.engine.pathway import PathwayCodes
 from gpuprune.errors import InputError
-from gpuprune.io.network import Chunk
 from gpuprune.rng.philox import KIND_SYNAPSE
 
 #: parameter-set flag bits (``#define``d for the kernels by :func:`gpuprune.cuda.kernel_defines`).
@@ -106,9 +106,10 @@ class RuleTables:
         self.has_msd = ctx.max_soma_distance_dend is not None
         self.msd = _nonempty(np.asarray(ctx.max_soma_distance_dend if self.has_msd else [], dtype=np.float64))
         self.num_neurons = int(ctx.num_neurons)
-        self.code_types = int(ctx.neuron_type.max()) + 1 if ctx.neuron_type.size else 1
+        codes = PathwayCodes.from_context(ctx)
+        self.code_types = codes.n_types
         self.max_channel = int(ctx.max_channel_type_id)
-        self.code_size = engine.pathway_code_size(ctx)
+        self.code_size = codes.size
         self.any_cluster = bool(n_sets and rules.cluster.any())
         self.n_expressions = len(rules.expressions)
         self.cluster_threshold = engine.CLUSTER_DISTANCE / ctx.voxel_size
@@ -182,53 +183,6 @@ def distance_tables(ctx, kind, rows):
         off += parts[-1].size
     return {"mode": np.array(modes, dtype=np.int32), "lo": np.array(los, dtype=np.int64),
             "offset": np.array(offsets, dtype=np.int64), "p": np.concatenate(parts)}
-
-
-def split_chunk(sources, chunk, max_rows, max_span):
-    """Cut a planned chunk into dest ranges of at most ``max_rows`` rows and ``max_span`` neurons.
-
-    Parameters
-    ----------
-    sources : list of network.SourceFile
-        The kind's files (``Network.sources[kind]``), indexed as in ``chunk.slices``.
-    chunk : network.Chunk
-    max_rows, max_span : int
-
-    Returns
-    -------
-    list of (network.Chunk, bool)
-        Sub-chunks in dest order, each with whether it fits ``max_rows`` (a single
-        dest neuron with more rows than that does not).  Sub-chunks keep the
-        chunk's index and list their slices in the chunk's file order.
-    """
-    lo, hi = chunk.dest_lo, chunk.dest_hi
-    if chunk.num_rows <= max_rows and hi - lo <= max_span:
-        return [(chunk, True)]
-    counts = np.zeros(hi - lo, dtype=np.int64)
-    for fi, *_ in chunk.slices:
-        sf = sources[fi]
-        i0, i1 = np.searchsorted(sf.dests, [lo, hi])
-        counts[sf.dests[i0:i1] - lo] += np.diff(sf.row_start[i0:i1 + 1])
-    cum = np.concatenate(([0], np.cumsum(counts)))
-    bounds = [0]
-    while bounds[-1] < hi - lo:  # one iteration per sub-chunk
-        b = bounds[-1]
-        e = int(np.searchsorted(cum, cum[b] + max(int(max_rows), 1), side="right")) - 1
-        bounds.append(min(hi - lo, max(e, b + 1), b + int(max_span)))
-    parts = []
-    for b, e in zip(bounds[:-1], bounds[1:], strict=True):
-        n = int(cum[e] - cum[b])
-        if n == 0:
-            continue
-        slices = []
-        for fi, *_ in chunk.slices:
-            sf = sources[fi]
-            i0, i1 = np.searchsorted(sf.dests, [lo + b, lo + e])
-            if i1 > i0:
-                slices.append((fi, int(sf.row_start[i0]), int(sf.row_start[i1]), int(sf.lut_start[i0]),
-                               int(sf.lut_start[i1])))
-        parts.append((Chunk(chunk.index, lo + b, lo + e, n, tuple(slices)), n <= max_rows))
-    return parts
 
 
 class DeviceState:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpuprune import rng as _rng
+from gpuprune.engine.pathway import PathwayCodes
 from gpuprune.errors import InputError
 
 PHILOX = "philox"
@@ -95,15 +96,11 @@ class ChunkResult:
 
 
 def pathway_code_size(ctx):
-    n_types = int(ctx.neuron_type.max()) + 1 if ctx.neuron_type.size else 1
-    return n_types * n_types * (ctx.max_channel_type_id + 1)
+    return PathwayCodes.from_context(ctx).size
 
 
 def _pathway_code(ctx, src, dest, typ):
-    n_types = int(ctx.neuron_type.max()) + 1
-    ch = np.clip(typ.astype(np.int64), 0, ctx.max_channel_type_id)
-    return ((ctx.neuron_type[src].astype(np.int64) * n_types + ctx.neuron_type[dest]) *
-            (ctx.max_channel_type_id + 1) + ch)
+    return PathwayCodes.from_context(ctx).encode(ctx.neuron_type[src], ctx.neuron_type[dest], typ)
 
 
 def _bits(n):

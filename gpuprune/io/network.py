@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from gpuprune import plan
 from gpuprune.errors import ConfigError, InputError
 from gpuprune.format import (
     CONFIG_FILE,
@@ -49,17 +50,6 @@ class SourceFile:
     dests: np.ndarray
     row_start: np.ndarray
     lut_start: np.ndarray
-
-
-@dataclass
-class Chunk:
-    """A dest-neuron range ``[dest_lo, dest_hi)`` and its slice of each file (file order)."""
-
-    index: int
-    dest_lo: int
-    dest_hi: int
-    num_rows: int
-    slices: tuple  # ((file_index, row_lo, row_hi, lut_lo, lut_hi), ...), non-empty slices only
 
 
 def _read(group, key, path, what="dataset"):
@@ -396,37 +386,12 @@ class Network:
         -1 for the projection file; unlisted files follow) changes only the
         order in which a chunk lists, and so reads, its slices.
         """
-        if row_budget < 1:
-            raise InputError(f"row budget must be at least 1, got {row_budget}")
-        counts = self.rows_per_dest(kind)
-        cum = np.concatenate(([0], np.cumsum(counts)))
-        bounds = [0]
-        while bounds[-1] < self.num_neurons:  # one iteration per chunk
-            lo = bounds[-1]
-            hi = int(np.searchsorted(cum, cum[lo] + row_budget, side="right")) - 1
-            bounds.append(min(self.num_neurons, max(hi, lo + 1)))
-        bounds = np.asarray(bounds, dtype=np.int64)
         sources = self.sources[kind]
         order = range(len(sources))
         if file_order is not None:
             rank = {int(h): i for i, h in enumerate(file_order)}
             order = sorted(order, key=lambda i: rank.get(sources[i].hid, len(rank)))
-        # One searchsorted per file over all bounds: no loop per neuron or per chunk here.
-        pos = [np.searchsorted(sf.dests, bounds, side="left") for sf in sources]
-        chunks = []
-        for c in range(bounds.size - 1):
-            n = int(cum[bounds[c + 1]] - cum[bounds[c]])
-            if n == 0:
-                continue
-            slices = []
-            for fi in order:
-                sf, p = sources[fi], pos[fi]
-                i0, i1 = p[c], p[c + 1]
-                if i1 > i0:
-                    slices.append((fi, int(sf.row_start[i0]), int(sf.row_start[i1]),
-                                   int(sf.lut_start[i0]), int(sf.lut_start[i1])))
-            chunks.append(Chunk(len(chunks), int(bounds[c]), int(bounds[c + 1]), n, tuple(slices)))
-        return chunks
+        return plan.ranges(sources, self.rows_per_dest(kind), 0, row_budget, order=order)
 
     def spec(self):
         """A small picklable description that worker processes use to read chunks."""

@@ -21,10 +21,10 @@ import os
 import h5py
 import numpy as np
 
-from gpuprune import engine
+from gpuprune import engine, plan
 from gpuprune.errors import InputError
 from gpuprune.format import KINDS
-from gpuprune.io.network import Chunk, open_h5
+from gpuprune.io.network import open_h5
 from gpuprune.io.reader import read_chunk
 
 #: Snudda's merge file name in the scratch directory.
@@ -62,34 +62,13 @@ def range_chunks(network, kind_name, lo, hi, row_budget=MERGE_BLOCK_ROWS):
 
     Returns
     -------
-    list of network.Chunk
+    list of plan.Chunk
         Non-empty chunks in dest order, each with its slice of every source file.
     """
     lo, hi = max(0, int(lo)), min(int(hi), network.num_neurons)
     if hi <= lo:
         return []
-    counts = network.rows_per_dest(kind_name)[lo:hi]
-    cum = np.concatenate(([0], np.cumsum(counts)))
-    bounds = [0]
-    while bounds[-1] < hi - lo:  # one iteration per chunk
-        b = bounds[-1]
-        nxt = int(np.searchsorted(cum, cum[b] + row_budget, side="right")) - 1
-        bounds.append(min(hi - lo, max(nxt, b + 1)))
-    bounds = np.asarray(bounds, dtype=np.int64) + lo
-    sources = network.sources[kind_name]
-    pos = [np.searchsorted(sf.dests, bounds, side="left") for sf in sources]
-    chunks = []
-    for c in range(bounds.size - 1):
-        slices = []
-        for fi, sf in enumerate(sources):
-            i0, i1 = pos[fi][c], pos[fi][c + 1]
-            if i1 > i0:
-                slices.append((fi, int(sf.row_start[i0]), int(sf.row_start[i1]),
-                               int(sf.lut_start[i0]), int(sf.lut_start[i1])))
-        n = sum(s[2] - s[1] for s in slices)
-        if n:
-            chunks.append(Chunk(len(chunks), int(bounds[c]), int(bounds[c + 1]), n, tuple(slices)))
-    return chunks
+    return plan.ranges(network.sources[kind_name], network.rows_per_dest(kind_name)[lo:hi], lo, row_budget)
 
 
 def merged_rows(network, kind_name, chunk):
