@@ -11,7 +11,7 @@ import numpy as np
 from gpuprune import engine
 from gpuprune.engine.pathway import PathwayCodes
 from gpuprune.errors import DeviceError, InputError
-from gpuprune.execution.pools import ExecutorPool, InlinePool, LocalPool, default_workers, run_chunks
+from gpuprune.execution.pools import ExecutorPool, InlinePool, LocalPool, default_workers
 from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
 from gpuprune.io.network import Network
 from gpuprune.io.reader import close_files
@@ -261,7 +261,7 @@ class Pruner:
             with OutputWriter(output_file, net.worklog_path, net.config, compression=compression) as out:
                 spec = net.spec()["files"]
                 jobs = [(kind.name, spec[kind.name], plans[kind.name]) for kind in (SYNAPSES, GAP_JUNCTIONS)]
-                for kind_name, chunk, res in run_chunks(pool, jobs):
+                for kind_name, chunk, res in pool.run(jobs):
                     out.append(kind_name, res.rows)
                     stats += res.stats
                     read_s += res.read_s

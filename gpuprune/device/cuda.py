@@ -33,6 +33,7 @@ import numpy as np
 from gpuprune import engine, plan, rng
 from gpuprune.device import program as _device
 from gpuprune.errors import DeviceError, InputError
+from gpuprune.execution.base import SubmitPool
 from gpuprune.execution.pools import default_workers
 from gpuprune.format import GAP_JUNCTIONS, KINDS, SYNAPSES
 from gpuprune.io.reader import ReadThreads, read_chunk
@@ -486,7 +487,7 @@ def _merge(results, code_size, kind):
     return merged
 
 
-class GpuPool:
+class GpuPool(SubmitPool):
     """Prune chunks on one or more GPUs (or emulated GPUs), as a :mod:`gpuprune.stream` pool.
 
     Parameters

@@ -1,6 +1,5 @@
 """Execution pools: run chunk tasks in-process, on local worker processes, or on any Executor."""
 
-import collections
 import concurrent.futures
 import concurrent.futures.process
 import multiprocessing
@@ -13,6 +12,7 @@ import numpy as np
 
 from gpuprune import engine
 from gpuprune.errors import InputError, WorkerError
+from gpuprune.execution.base import SubmitPool
 from gpuprune.execution.malloc import tune_malloc
 from gpuprune.format import KINDS, PROJECTION_HID
 from gpuprune.io.reader import close_files, read_chunk
@@ -186,7 +186,7 @@ class LocalPool:
         self.executor.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
-class ExecutorPool:
+class ExecutorPool(SubmitPool):
     """Tasks on a user's :class:`concurrent.futures.Executor` (the context travels with each task)."""
 
     def __init__(self, ctx, executor, workers):
@@ -199,7 +199,7 @@ class ExecutorPool:
         pass
 
 
-class InlinePool:
+class InlinePool(SubmitPool):
     """Run tasks in this process, one at a time (small networks, debugging)."""
 
     workers = 1
@@ -221,36 +221,5 @@ class InlinePool:
         close_files()
 
 
-def run_chunks(pool, jobs, in_flight=None):
-    """Prune ``jobs`` = [(kind_name, files, chunks), ...] on ``pool``.
-
-    Yields ``(kind_name, chunk, ChunkResult)`` in job and chunk order, keeping
-    a bounded number of tasks in flight (pools with their own ``run`` schedule
-    themselves).
-    """
-    if hasattr(pool, "run"):
-        yield from pool.run(jobs)
-        return
-    in_flight = in_flight or max(2, 2 * pool.workers)
-    tasks = ((kind_name, files, chunk) for kind_name, files, chunks in jobs for chunk in chunks)
-    pending = collections.deque()
-
-    def submit(task):
-        kind_name, files, chunk = task
-        pending.append((kind_name, chunk, pool.submit(files, kind_name, chunk)))
-
-    for task in tasks:
-        submit(task)
-        if len(pending) >= in_flight:
-            break
-    while pending:
-        kind_name, chunk, fut = pending.popleft()
-        result = fut.result()
-        nxt = next(tasks, None)
-        if nxt is not None:
-            submit(nxt)
-        yield kind_name, chunk, result
-
-
-__all__ = ["PROJECTION_HID", "read_chunk", "prune_task", "run_chunks", "LocalPool", "ExecutorPool",
+__all__ = ["PROJECTION_HID", "read_chunk", "prune_task", "LocalPool", "ExecutorPool",
            "InlinePool", "default_workers", "close_files"]
