@@ -1,5 +1,6 @@
 """The Python interface: :func:`prune`, :class:`Pruner` and :class:`PruneResult`."""
 
+import copy
 import logging
 import math
 import os
@@ -144,8 +145,12 @@ class Pruner:
 
     @property
     def config(self):
-        """The config the next :meth:`prune` uses (a dict; edit a copy and pass it to :meth:`set_config`)."""
-        return self.network.config
+        """A copy of the config the next :meth:`prune` applies and stores in its output.
+
+        It is a copy so that the output's ``config`` dataset is always the config whose rules were
+        applied: editing the returned dict changes nothing until it is passed to :meth:`set_config`.
+        """
+        return copy.deepcopy(self.network.config)
 
     def set_config(self, config):
         """Use ``config`` (a dict or a path) for the following prunes; see :meth:`Network.set_config`."""
