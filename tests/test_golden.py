@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import DATA  # noqa: E402
+from conftest import DATA, data_path  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "golden.json"
 
@@ -106,10 +106,7 @@ def _network(name, tmp):
         if not path.exists():
             generate_network(path, num_neurons=300, synapses_per_neuron=120, seed=5)
         return path
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"test data not found: {path} (set GPUPRUNE_TEST_DATA to the shared/data folder)")
-    return path
+    return data_path(name)
 
 
 def run_case(case, tmp):
