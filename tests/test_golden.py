@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import DATA, data_path  # noqa: E402
+from conftest import data_path  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "golden.json"
 
