@@ -11,7 +11,7 @@ import numpy as np
 
 from gpuprune import engine
 from gpuprune.engine.pathway import PathwayCodes
-from gpuprune.errors import DeviceError, InputError
+from gpuprune.errors import DeviceError, InputError, snudda_cpu_only_message
 from gpuprune.execution.pools import ExecutorPool, InlinePool, LocalPool, default_workers
 from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
 from gpuprune.io.network import Network
@@ -161,8 +161,7 @@ class Pruner:
             raise InputError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
         if device == "gpu":
             if rng == engine.SNUDDA:
-                raise DeviceError("snudda randomness runs on the CPU only (it replays NumPy's PCG64 "
-                                  "streams); use --device cpu, or --rng philox on the GPU")
+                raise DeviceError(snudda_cpu_only_message())
             if not _gpu_available():
                 raise DeviceError("no GPU available: the GPU backend needs CuPy and a CUDA device "
                                   "(pip install 'gpuprune[gpu]')")
@@ -216,8 +215,7 @@ class Pruner:
         """
         t_start = time.perf_counter()
         net = self.network
-        if rng not in engine.MODES:
-            raise InputError(f"unknown randomness mode {rng!r}; choose one of {', '.join(engine.MODES)}")
+        engine.check_mode(rng)
         device = self._device(device, rng)
         _warn_without_lzf()
         output_file = os.path.abspath(output_file or os.path.join(net.path, OUTPUT_FILE))

@@ -32,7 +32,7 @@ import numpy as np
 
 from gpuprune import engine, plan, rng
 from gpuprune.device import program as _device
-from gpuprune.errors import DeviceError, InputError
+from gpuprune.errors import DeviceError, InputError, snudda_cpu_only_message
 from gpuprune.execution.base import SubmitPool
 from gpuprune.execution.pools import default_workers
 from gpuprune.format import GAP_JUNCTIONS, KINDS, SYNAPSES
@@ -524,7 +524,7 @@ class GpuPool(SubmitPool):
     def __init__(self, ctx, net, *, gpus=None, memory_limit=None, emulate=False, emulated_memory=None,
                  read_threads=None):
         if ctx.mode != engine.PHILOX:
-            raise DeviceError("snudda randomness runs on the CPU only; use --rng philox on the GPU")
+            raise DeviceError(snudda_cpu_only_message())
         if read_threads is None:
             read_threads = min(READ_THREADS, default_workers())
         if int(read_threads) < 1:

@@ -24,6 +24,7 @@ import threading
 import numpy as np
 
 from gpuprune import engine
+from gpuprune.engine.groups import bits as _bits
 from gpuprune.engine.pathway import PathwayCodes
 from gpuprune.errors import InputError
 from gpuprune.rng.philox import KIND_SYNAPSE
@@ -62,10 +63,6 @@ DIST_BYTES_FIXED = 8 * DENSE_TABLE_SLACK
 CHUNK_BYTES_FIXED = 1024
 #: chunks whose rows may be resident on one device at once (the one pruned, the next one staged).
 STAGED_CHUNKS = 2
-
-
-def _bits(n):
-    return max(1, int(n).bit_length())
 
 
 def _nonempty(a):

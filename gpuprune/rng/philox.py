@@ -23,7 +23,7 @@ numbers: as easy as 1, 2, 3", SC'11, 2011.  Random123 (D. E. Shaw Research).
 
 import numpy as np
 
-from gpuprune.errors import InputError
+from gpuprune.rules.config import check_seed  # noqa: F401 (importable here, as before)
 
 PHILOX_M0 = np.uint64(0xD2511F53)
 PHILOX_M1 = np.uint64(0xCD9E8D57)
@@ -164,16 +164,6 @@ def u01(hi, lo):
     """Two 32-bit words to a double in [0, 1): ``(((hi << 32) | lo) >> 11) * 2**-53``."""
     w = (np.asarray(hi).astype(np.uint64) << _SHIFT32) | np.asarray(lo).astype(np.uint64)
     return (w >> _SHIFT11).astype(np.float64) * _TWO_M53
-
-
-def check_seed(seed):
-    """Return ``seed`` as a Python int in 0 .. 2**64-1, or raise :class:`InputError`."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise InputError(f"the random seed must be an integer in 0 .. 2**64-1, got {seed!r}")
-    seed = int(seed)
-    if not 0 <= seed < 2 ** 64:
-        raise InputError(f"the random seed must lie in 0 .. 2**64-1, got {seed}")
-    return seed
 
 
 def neuron_keys(seed, dest):

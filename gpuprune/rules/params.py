@@ -9,14 +9,13 @@ come from tables built once on the host (DESIGN §4) so that a GPU only
 compares draws against table entries.
 """
 
-import ast
-import json
 import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from gpuprune.errors import ConfigError, InputError
+from gpuprune.errors import ConfigError
+from gpuprune.rules.config import config_seed, load_config, split_connection_key  # noqa: F401 (importable here too)
 from gpuprune.rules.expr import DistanceExpression
 
 log = logging.getLogger("gpuprune")
@@ -70,6 +69,10 @@ class ParameterSet:
         soft_max = _number(block.get("soft_max"), "soft_max", where)
         mu2 = _number(block.get("mu2"), "mu2", where)
         a3 = _number(block.get("a3"), "a3", where)
+        for key, value in (("f1", f1), ("a3", a3)):
+            # a probability: Snudda would silently treat values outside 0..1 as 0 or 1
+            if value is not None and not 0 <= value <= 1:
+                raise ConfigError(f"{key} is a probability and must lie in 0..1, got {value!r}", where)
         if soft_max is not None and soft_max < 0:
             raise ConfigError(f"soft_max must be >= 0, got {soft_max!r}", where)
         if mu2 is not None and mu2 <= 0:
@@ -159,20 +162,7 @@ class PruningRules:
     # -- parsing -------------------------------------------------------------------------------
 
     def _split_key(self, con_name):
-        if not isinstance(con_name, str) or "," not in con_name:
-            raise ConfigError(f"connectivity key {con_name!r} is not of the form 'Pre,Post'", self.config_path)
-        pre, post = con_name.split(",", 1)
-        if "," in post or post.strip().startswith("["):
-            try:
-                posts = ast.literal_eval(post)
-            except (ValueError, SyntaxError):
-                raise ConfigError(f"connectivity key {con_name!r}: cannot parse the list of post types",
-                                  self.config_path) from None
-            if not isinstance(posts, (list, tuple)) or not all(isinstance(p, str) for p in posts):
-                raise ConfigError(f"connectivity key {con_name!r}: post types must be a list of names",
-                                  self.config_path)
-        else:
-            posts = [post]
+        pre, posts = split_connection_key(con_name, self.config_path)
         return [(pre, p) for p in posts]
 
     def _add_pathways(self, pathways, pre, post, con_name, con_data, type_index, distributions,
@@ -276,26 +266,3 @@ class PruningRules:
     def describe(self, pre, post, channel):
         """Names ``(pre type, post type, connection type)`` of a pathway, for reports."""
         return self.pathway_names.get((pre, post, channel))
-
-
-def load_config(path):
-    """Read a config file; a missing or malformed file is an :class:`InputError` naming it."""
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        raise InputError("config file not found", path) from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"config is not valid JSON: {exc}", path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read config file: {exc}", path) from None
-
-
-def config_seed(config, config_path):
-    """The prune seed a config gives (``random_seed.prune``), or None if it gives none."""
-    rs = config.get("random_seed") if isinstance(config, dict) else None
-    if not isinstance(rs, dict) or "prune" not in rs:
-        return None
-    if rs["prune"] is None:
-        raise ConfigError("random_seed.prune is null; give an integer or remove the key", config_path)
-    return rs["prune"]

@@ -23,7 +23,6 @@ each merge file run on the engines through ipyparallel's executor; each engine
 holds a worker instance of this class, as in Snudda.
 """
 
-import ast
 import glob
 import json
 import os
@@ -39,11 +38,12 @@ from gpuprune.api import DEVICES, OUTPUT_FILE, Pruner
 from gpuprune.compat.snudda import files as sf
 from gpuprune.compat.snudda.log import LogSink, once
 from gpuprune.compat.snudda.workers import clean_up_workers, init_worker, view_executor, worker_call, worker_spec
-from gpuprune.errors import ConfigError, DeviceError, InputError
+from gpuprune.errors import ConfigError, DeviceError, InputError, snudda_cpu_only_message
 from gpuprune.format import META_KEYS, PROJECTION_FILE, VOXEL_FILE, WORKLOG
 from gpuprune.io.network import Network, find_config, open_h5
 from gpuprune.io.reader import close_files
 from gpuprune.rng.philox import DEFAULT_SEED, check_seed
+from gpuprune.rules.config import split_connection_key as _split_connection
 from gpuprune.rules.params import GAP_JUNCTION_CHANNEL, PRUNING_KEYS, PruningRules, config_seed, load_config
 
 LOG_FILE = os.path.join("log", "synapse-pruning.txt")
@@ -64,19 +64,6 @@ def _same(a, b):
     if isinstance(a, (bytes, str, np.bytes_)) or isinstance(b, (bytes, str, np.bytes_)):
         return _text(a) == _text(b)
     return np.shape(a) == np.shape(b) and bool(np.all(np.asarray(a) == np.asarray(b)))
-
-
-def _split_connection(con_name, config_file):
-    """Snudda's key split: ``"Pre,Post"`` or ``"Pre,['A','B']"`` -> (pre, [post, ...])."""
-    try:
-        pre, post = con_name.split(",", 1)
-        posts = ast.literal_eval(post) if "," in post or post.strip().startswith("[") else [post]
-        if isinstance(posts, str) or not all(isinstance(p, str) for p in posts):
-            raise ValueError(posts)
-    except (ValueError, SyntaxError, TypeError):
-        raise ConfigError(f"connectivity key {con_name!r} is not of the form 'Pre,Post' or "
-                          "\"Pre,['Post1','Post2']\"", config_file) from None
-    return pre, list(posts)
 
 
 def _temp_output(directory):
@@ -159,12 +146,11 @@ class SnuddaPrune:
         self.network_path = os.path.abspath(os.fspath(network_path))
         if not os.path.isdir(self.network_path):
             raise InputError("network directory not found", self.network_path)
-        if rng not in engine.MODES:
-            raise InputError(f"unknown randomness mode {rng!r}; choose one of {', '.join(engine.MODES)}")
+        engine.check_mode(rng)
         if device not in DEVICES:
             raise InputError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
         if rng == engine.SNUDDA and device == "gpu":
-            raise DeviceError("snudda randomness runs on the CPU only; use rng='philox' on the GPU")
+            raise DeviceError(snudda_cpu_only_message("use device='cpu', or rng='philox' on the GPU"))
         if role not in ("master", "worker"):
             raise InputError(f"role must be 'master' or 'worker', got {role!r}")
         self.rng, self.device = rng, device
