@@ -53,12 +53,17 @@ def test_source_checkout_loads_the_installed_extension(tmp_path):
     assert Path(where) == site / "gpuprune" / "io" / built.name
 
 
-def test_source_checkout_without_any_build_falls_back_to_h5py(tmp_path):
-    clone = clone_without_build(tmp_path)
-    empty = tmp_path / "site"
-    info = empty / "gpuprune-0.0.0.dist-info"  # an install without the extension (no C compiler)
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gpuprune\nVersion: 0.0.0\n")
-    (info / "RECORD").write_text(f"{info.name}/METADATA,,\n")
-    where, found = run(clone, empty)[:2]
-    assert (where, found) == ("None", "False False")
+def test_installs_without_the_build_are_passed_over(tmp_path, monkeypatch):
+    """An egg-info listing only the sources (what a build leaves in the checkout), or an install made
+    without a C compiler: no module, so the reader and the writer use h5py."""
+    import importlib.metadata
+
+    from gpuprune.io import extension
+
+    info = tmp_path / "gpuprune.egg-info"
+    info.mkdir()
+    (info / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: gpuprune\nVersion: 0.1.0\n")
+    (info / "SOURCES.txt").write_text("gpuprune/io/_lzf.c\ngpuprune/io/reader.py\n")
+    dist = importlib.metadata.PathDistribution(info)
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: iter([dist]))
+    assert extension._from_installed() is None
