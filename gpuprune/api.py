@@ -228,17 +228,20 @@ class Pruner:
         written = {}  # the temporary output's inode, once made: tells whether it was moved into place
         with stop_on_signals():
             try:
-                return self._prune(output_file, written, t_start, rng, device, random_seed, row_budget, workers,
-                                   executor, compression, share_parameter_id, file_order, progress, gpus,
-                                   gpu_memory)
-            except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM / SIGHUP through _stop_on_signals
+                return self._prune(output_file, written, t_start, rng=rng, device=device, random_seed=random_seed,
+                                   row_budget=row_budget, workers=workers, executor=executor,
+                                   compression=compression, share_parameter_id=share_parameter_id,
+                                   file_order=file_order, progress=progress, gpus=gpus, gpu_memory=gpu_memory)
+            except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM / SIGHUP through stop_on_signals
                 signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
                 done = same_file(output_file, written.get("inode"))
                 log.debug("interrupted by signal %d; new output complete: %s", signum, done)
                 raise Interrupted(signum, output_file, done) from None
 
-    def _prune(self, output_file, written, t_start, rng, device, random_seed, row_budget, workers, executor,
+    def _prune(self, output_file, written, t_start, *, rng, device, random_seed, row_budget, workers, executor,
                compression, share_parameter_id, file_order, progress, gpus, gpu_memory):
+        """:meth:`prune` once the arguments and the output are checked; ``written["inode"]`` is set to the
+        temporary output's inode as soon as it exists."""
         net = self.network
         folder = os.path.dirname(output_file)
         with leftovers.folder_lock(folder):
