@@ -1,9 +1,11 @@
 """The Python interface: :func:`prune`, :class:`Pruner` and :class:`PruneResult`."""
 
+import contextlib
 import copy
 import logging
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 
@@ -11,12 +13,15 @@ import numpy as np
 
 from gpuprune import engine
 from gpuprune.engine.pathway import PathwayCodes
-from gpuprune.errors import DeviceError, InputError, snudda_cpu_only_message
-from gpuprune.execution.pools import ExecutorPool, InlinePool, LocalPool, default_workers
+from gpuprune.errors import DeviceError, InputError, Interrupted, output_write_error, snudda_cpu_only_message
+from gpuprune.execution.pools import ExecutorPool, InlinePool, LocalPool
+from gpuprune.execution.signals import signals_deferred, stop_on_signals
 from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
+from gpuprune.io import leftovers
+from gpuprune.io.leftovers import check_output, same_file
 from gpuprune.io.network import Network
-from gpuprune.io.reader import close_files
-from gpuprune.io.writer import OutputWriter
+from gpuprune.io.reader import close_files, default_workers
+from gpuprune.io.writer import COMPRESSIONS, OutputWriter
 from gpuprune.rng.philox import check_seed
 from gpuprune.rules.params import GAP_JUNCTION_CHANNEL
 
@@ -220,6 +225,30 @@ class Pruner:
         _warn_without_lzf()
         output_file = os.path.abspath(output_file or os.path.join(net.path, OUTPUT_FILE))
         self._refuse_input_as_output(output_file)
+        if compression not in COMPRESSIONS:
+            raise InputError(f"unknown compression {compression!r}; choose lzf, gzip or none")
+        check_output(output_file)
+        written = {}  # the temporary output's inode, once made: tells whether it was moved into place
+        with stop_on_signals():
+            try:
+                return self._prune(output_file, written, t_start, rng=rng, device=device, random_seed=random_seed,
+                                   row_budget=row_budget, workers=workers, executor=executor,
+                                   compression=compression, share_parameter_id=share_parameter_id,
+                                   file_order=file_order, progress=progress, gpus=gpus, gpu_memory=gpu_memory)
+            except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM / SIGHUP through stop_on_signals
+                signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+                done = same_file(output_file, written.get("inode"))
+                log.debug("interrupted by signal %d; new output complete: %s", signum, done)
+                raise Interrupted(signum, output_file, done) from None
+
+    def _prune(self, output_file, written, t_start, *, rng, device, random_seed, row_budget, workers, executor,
+               compression, share_parameter_id, file_order, progress, gpus, gpu_memory):
+        """:meth:`prune` once the arguments and the output are checked; ``written["inode"]`` is set to the
+        temporary output's inode as soon as it exists."""
+        net = self.network
+        folder = os.path.dirname(output_file)
+        with leftovers.folder_lock(folder):
+            leftovers.sweep(folder)  # what a run killed here (kill -9) left; never a live run's files
         ctx = engine.PruneContext.from_network(net, mode=rng, share_parameter_id=share_parameter_id)
         if random_seed is not None:
             ctx.seed = check_seed(random_seed)
@@ -260,22 +289,33 @@ class Pruner:
         stats = np.zeros((4, engine.pathway_code_size(ctx)), dtype=np.int64)
         read_s = compute_s = 0.0
         done, total_rows = 0, sum(totals.values())
+        held = leftovers.Held()
         try:
-            with OutputWriter(output_file, net.worklog_path, net.config, compression=compression) as out:
-                spec = net.spec()["files"]
-                jobs = [(kind.name, spec[kind.name], plans[kind.name]) for kind in (SYNAPSES, GAP_JUNCTIONS)]
-                for kind_name, chunk, res in pool.run(jobs):
-                    out.append(kind_name, res.rows)
-                    stats += res.stats
-                    read_s += res.read_s
-                    compute_s += res.compute_s
-                    done += chunk.num_rows
-                    if progress is not None:
-                        progress(done, total_rows)
-            counts = dict(out.counts)  # final after close
+            try:
+                with contextlib.ExitStack() as stack:
+                    with leftovers.folder_lock(folder):  # made and locked in one step, for the sweep of later runs
+                        out = stack.enter_context(
+                            OutputWriter(output_file, net.worklog_path, net.config, compression=compression))
+                        held.hold(out.temp_path)
+                        written["inode"] = os.stat(out.temp_path).st_ino
+                    spec = net.spec()["files"]
+                    jobs = [(kind.name, spec[kind.name], plans[kind.name]) for kind in (SYNAPSES, GAP_JUNCTIONS)]
+                    for kind_name, chunk, res in pool.run(jobs):
+                        out.append(kind_name, res.rows)
+                        stats += res.stats
+                        read_s += res.read_s
+                        compute_s += res.compute_s
+                        done += chunk.num_rows
+                        if progress is not None:
+                            progress(done, total_rows)
+                counts = dict(out.counts)  # final after close
+            except OSError as exc:  # HDF5's messages take several lines; a full disk is one
+                raise output_write_error(output_file, exc) from None
         finally:
-            pool.shutdown()
-            close_files()
+            with signals_deferred():  # a second signal must not cut the cleanup short
+                pool.shutdown()
+                close_files()
+                held.release()
         t_end = time.perf_counter()
         result = PruneResult(
             output_file=output_file,

@@ -55,3 +55,52 @@ def unknown_mode_message(mode, modes):
 def snudda_cpu_only_message(hint="use --device cpu, or --rng philox on the GPU"):
     """The message for snudda randomness asked of a GPU; ``hint`` says what to do instead."""
     return f"snudda randomness runs on the CPU only (it replays NumPy's PCG64 streams); {hint}"
+
+
+class OutputError(InputError):
+    """The output cannot be written where asked (a directory, a folder that is not writable, a full disk)."""
+
+
+def output_write_error(path, exc):
+    """An :class:`OutputError` naming ``path`` for the ``OSError`` ``exc`` raised while writing it (one line:
+    HDF5's messages run over several)."""
+    import errno
+    import os
+
+    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc):
+        return OutputError("cannot write the output: no space left on the device; nothing was written", path)
+    reason = os.strerror(exc.errno) if getattr(exc, "errno", None) else (str(exc).strip().splitlines() or ["?"])[0]
+    return OutputError(f"cannot write the output: {reason}; nothing was written", path)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal (SIGINT, SIGTERM, SIGHUP): whether its new output was complete first.
+
+    Attributes
+    ----------
+    signum : int
+    output_file : str or None
+    written : bool
+        True when the new output had been moved into place before the signal (it is complete);
+        False when the previous output, if any, is untouched.
+    """
+
+    def __init__(self, signum, output_file=None, written=False):
+        self.signum, self.output_file, self.written = int(signum), output_file, bool(written)
+        super().__init__(self.message())
+
+    @property
+    def exit_status(self):
+        """The shell's status for a process ended by the signal: 128 + its number (130, 143, 129)."""
+        return 128 + self.signum
+
+    def message(self):
+        import signal
+
+        try:
+            name = signal.Signals(self.signum).name
+        except ValueError:
+            name = f"signal {self.signum}"
+        if self.written:
+            return f"interrupted ({name}) after the new output was complete: {self.output_file} is written"
+        return f"interrupted ({name}); no output was written (any previous output is untouched)"

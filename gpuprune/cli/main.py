@@ -11,7 +11,7 @@ import sys
 import time
 
 from gpuprune import __version__
-from gpuprune.errors import DeviceError, GpuPruneError, InputError
+from gpuprune.errors import DeviceError, GpuPruneError, InputError, Interrupted
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
@@ -142,9 +142,12 @@ def main(argv=None):
     except GpuPruneError as exc:
         print(f"gpuprune: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except Interrupted as exc:  # SIGINT, SIGTERM or SIGHUP during a prune: says whether the output is new
+        print(f"gpuprune: {exc.message()}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         print("gpuprune: interrupted; no output was written", file=sys.stderr)
-        return EXIT_FAILURE
+        return 128 + 2  # as the shell reports a process ended by SIGINT
     except Exception as exc:  # one line, never a traceback, unless asked for
         if os.environ.get("GPUPRUNE_DEBUG"):
             raise

@@ -26,7 +26,7 @@ class Pool(Protocol):
         """Stop the workers and remove what the pool made (temporary files, threads)."""
 
 
-class SubmitPool:
+class SubmitPool(Pool):
     """A pool of one task per chunk: ``submit`` returns a future; ``run`` keeps a bounded window in flight."""
 
     workers = 1

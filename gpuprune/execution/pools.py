@@ -1,4 +1,8 @@
-"""Execution pools: run chunk tasks in-process, on local worker processes, or on any Executor."""
+"""Execution pools: run chunk tasks in-process, on local worker processes, or on any Executor.
+
+Each keeps the :class:`gpuprune.execution.base.Pool` contract: ``run(jobs)`` yields results in order,
+``shutdown()`` stops the workers and removes what the pool made.
+"""
 
 import concurrent.futures
 import concurrent.futures.process
@@ -6,51 +10,20 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-import time
 
 import numpy as np
 
 from gpuprune import engine
-from gpuprune.errors import InputError, WorkerError
-from gpuprune.execution.base import SubmitPool
-from gpuprune.execution.malloc import tune_malloc
+from gpuprune.errors import WorkerError
+from gpuprune.execution import parts
+from gpuprune.execution.base import Pool, SubmitPool
+from gpuprune.execution.tasks import init_worker, prune_range_task, prune_task, worker_pid
 from gpuprune.format import KINDS, PROJECTION_HID
-from gpuprune.io.reader import close_files, read_chunk
+from gpuprune.io import leftovers
+from gpuprune.io.reader import close_files, default_workers, read_chunk
 
-#: seconds between looks at a part file that a worker is still writing
-PART_POLL_S = 0.002
-
-def prune_task(files, ctx, kind_name, chunk):
-    """Read and prune one chunk (runs in a worker, or in-process).
-
-    Returns the :class:`engine.ChunkResult` with ``read_s`` and ``compute_s`` set.
-    """
-    ctx = _worker_ctx if ctx is None else ctx
-    kind = KINDS[kind_name]
-    t0 = time.perf_counter()
-    rows, runs = read_chunk(files, kind, chunk, with_lookup=ctx.mode == engine.SNUDDA)
-    t1 = time.perf_counter()
-    result = engine.prune_chunk(ctx, kind, rows, chunk.dest_lo, chunk.dest_hi, lookup_runs=runs)
-    result.read_s = t1 - t0
-    result.compute_s = time.perf_counter() - t1
-    return result
-
-
-def _init_worker(ctx):
-    global _worker_ctx
-    _worker_ctx = ctx
-    tune_malloc()
-
-
-def _noop():
-    return os.getpid()
-
-
-def default_workers():
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+#: seconds a worker killed at shutdown gets to exit before the pool stops waiting for it
+KILL_WAIT_S = 5.0
 
 
 def contiguous_groups(chunks, n_groups):
@@ -67,124 +40,96 @@ def contiguous_groups(chunks, n_groups):
     return [chunks[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-_PART_MAGIC = 0x67707275  # "gpru": start of every chunk record in a part file
-_PART_HEADER = 4 * 8 + 2 * 8  # int64 (magic, kept rows, putative rows, stats size), float64 (read_s, compute_s)
+def _worker_died(what="pruning"):
+    return WorkerError(f"a worker process ended abruptly (killed, or out of memory?) while {what}; "
+                       "no output was written")
 
 
-def prune_range_task(files, kind_name, chunks, part_path):
-    """Prune consecutive chunks in one worker, appending one record per chunk to a part file.
-
-    Consecutive chunks share the HDF5 chunks at their boundaries; reading them in
-    one process lets HDF5's chunk cache decompress those once.  Each record is
-    flushed when its chunk is done, so the parent can write it out while this
-    worker goes on (:meth:`LocalPool.run`).
-    """
-    with open(part_path, "wb") as fh:
-        for chunk in chunks:
-            res = prune_task(files, None, kind_name, chunk)
-            np.array([_PART_MAGIC, res.rows.shape[0], res.num_putative, res.stats.size], dtype=np.int64).tofile(fh)
-            np.array([res.read_s, res.compute_s], dtype=np.float64).tofile(fh)
-            np.ascontiguousarray(res.stats, dtype=np.int64).tofile(fh)
-            np.ascontiguousarray(res.rows).tofile(fh)
-            fh.flush()
-    return len(chunks)
-
-
-def _read_exact(fh, nbytes, fut, path):
-    """``nbytes`` from a part file a worker is still writing; re-raises the worker's error if it fails."""
-    parts, missing = [], nbytes
-    while missing:
-        data = fh.read(missing)
-        if data:
-            parts.append(data)
-            missing -= len(data)
-            continue
-        if fut.done():
-            fut.result()  # the worker's exception, if it failed
-            if not fh.read(1):  # finished, and still short: cannot happen unless the file was tampered with
-                raise InputError(f"part file ended {missing} bytes early", path)
-            fh.seek(-1, os.SEEK_CUR)
-            continue
-        time.sleep(PART_POLL_S)
-    return b"".join(parts)
-
-
-def _follow_part(path, fut, chunks, width, stats_shape):
-    """Yield ``(chunk, ChunkResult)`` from a part file as its worker writes it."""
-    while not os.path.exists(path):  # the task may still be queued
-        if fut.done():
-            fut.result()
-            if not os.path.exists(path):
-                raise InputError("a worker finished without writing its part file", path)
-        time.sleep(PART_POLL_S)
-    with open(path, "rb") as fh:
-        for chunk in chunks:
-            head = _read_exact(fh, _PART_HEADER, fut, path)
-            magic, kept, putative, n_stats = np.frombuffer(head, dtype=np.int64, count=4)
-            if magic != _PART_MAGIC or n_stats != np.prod(stats_shape):
-                raise InputError("part file is corrupt", path)
-            read_s, compute_s = np.frombuffer(head, dtype=np.float64, count=2, offset=32)
-            stats = np.frombuffer(_read_exact(fh, 8 * int(n_stats), fut, path), dtype=np.int64).reshape(stats_shape)
-            body = _read_exact(fh, 4 * int(kept) * width, fut, path)
-            rows = np.frombuffer(body, dtype=np.int32).reshape(int(kept), width).copy()
-            yield chunk, engine.ChunkResult(rows, stats.copy(), int(putative), float(read_s), float(compute_s))
-    fut.result()
-
-
-class LocalPool:
+class LocalPool(Pool):
     """A process pool on this machine whose workers hold the prune context (sent once, not per task).
 
-    Work goes out as runs of consecutive chunks (:data:`RUNS_PER_WORKER` per
-    worker, taken in order as workers free up): every run boundary costs a second
-    decompression of the compressed chunk each file has there, so runs are long.
-    Each run appends its chunks' kept rows to a part file in ``scratch_dir``; the
-    parent follows the parts in order (DESIGN §5) and writes each chunk as soon as
-    it is in, so memory stays bounded by the chunk size and little is left to write
-    when the workers finish.
+    Work goes out as runs of consecutive chunks (:data:`RUNS_PER_WORKER` per worker, taken in order
+    as workers free up): every run boundary costs a second decompression of the compressed chunk
+    each file has there, so runs are long.  Each run appends its chunks' kept rows to a part file in
+    ``scratch_dir``; the parent follows the parts in order (DESIGN §5) and writes each chunk as soon
+    as it is in, so memory stays bounded by the chunk size and little is left to write when the
+    workers finish.
+
+    Workers die with the parent and ignore SIGINT (:func:`gpuprune.execution.tasks.init_worker`);
+    :meth:`shutdown` before the run is complete (an error, a signal) kills them instead of waiting
+    for the chunks they are on.  The parts folder is locked while the pool lives
+    (:mod:`gpuprune.io.leftovers`), so a later run removes it only if this process was killed.
     """
 
     RUNS_PER_WORKER = 2
 
     def __init__(self, ctx, workers, scratch_dir=None):
-        from concurrent.futures import ProcessPoolExecutor
-
         methods = multiprocessing.get_all_start_methods()
         # fork starts in milliseconds and needs no re-import; the parent holds no open HDF5 file here.
         mp = multiprocessing.get_context("fork" if "fork" in methods else None)
-        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=mp,
-                                            initializer=_init_worker, initargs=(ctx,))
-        self.executor.submit(_noop).result()  # start the workers before any output file is open
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=mp, initializer=init_worker, initargs=(ctx, os.getpid()))
         self.workers = workers
         self.stats_shape = (4, engine.pathway_code_size(ctx))
-        self.scratch = tempfile.mkdtemp(prefix=".gpuprune-parts-", dir=scratch_dir)
-        self._parts = 0
+        self.scratch, self._held, self._submitted, self._parts = None, leftovers.Held(), [], 0
+        try:
+            self.executor.submit(worker_pid).result()  # start the workers before any output file is open
+            folder = os.path.abspath(scratch_dir or tempfile.gettempdir())
+            with leftovers.folder_lock(folder):  # made and locked in one step for the sweep of a later run
+                self.scratch = tempfile.mkdtemp(prefix=".gpuprune-parts-", dir=folder)
+                self._held.hold(self.scratch)
+        except concurrent.futures.process.BrokenProcessPool:
+            self.shutdown()
+            raise _worker_died("starting") from None
+        except BaseException:
+            self.shutdown()
+            raise
 
     def run(self, jobs):
         """Yield ``(kind_name, chunk, ChunkResult)`` for ``jobs`` = [(kind_name, files, chunks), ...], in order.
 
-        Every run of every job is submitted at once, so workers never wait for
-        the parent between kinds.
+        Every run of every job is submitted at once, so workers never wait for the parent between kinds.
+        A worker that dies (killed, out of memory) is a :class:`WorkerError`, whether the pool learns
+        it while submitting or while following a part file.
         """
-        submitted = []
-        for kind_name, files, chunks in jobs:
-            for run in contiguous_groups(list(chunks), self.RUNS_PER_WORKER * self.workers):
-                self._parts += 1
-                path = os.path.join(self.scratch, f"part-{self._parts}.bin")
+        what = "pruning"
+        try:
+            runs = []
+            for kind_name, files, chunks in jobs:
+                for run in contiguous_groups(list(chunks), self.RUNS_PER_WORKER * self.workers):
+                    self._parts += 1
+                    path = os.path.join(self.scratch, f"part-{self._parts}.bin")
+                    runs.append((kind_name, files, run, path))
+            for kind_name, files, run, path in runs:
                 fut = self.executor.submit(prune_range_task, files, kind_name, run, path)
-                submitted.append((kind_name, run, path, fut))
-        for kind_name, run, path, fut in submitted:
-            try:
-                for chunk, res in _follow_part(path, fut, run, KINDS[kind_name].width, self.stats_shape):
+                self._submitted.append((kind_name, run, path, fut))
+            for kind_name, run, path, fut in list(self._submitted):
+                what = f"pruning {kind_name} of dest neurons {run[0].dest_lo}..{run[-1].dest_hi - 1}"
+                for chunk, res in parts.follow(path, fut, run, KINDS[kind_name].width, self.stats_shape):
                     yield kind_name, chunk, res
-            except concurrent.futures.process.BrokenProcessPool:
-                raise WorkerError(f"a worker process ended abruptly (killed, or out of memory?) while pruning "
-                                  f"{kind_name} of dest neurons {run[0].dest_lo}..{run[-1].dest_hi - 1}; no "
-                                  "output was written") from None
-            os.remove(path)
+                os.remove(path)
+        except concurrent.futures.process.BrokenProcessPool:
+            raise _worker_died(what) from None
+
+    def _kill_workers(self):
+        """End the workers now (their chunks are abandoned): SIGKILL, then wait for them to be reaped."""
+        procs = list((getattr(self.executor, "_processes", None) or {}).values())
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+        for p in procs:
+            p.join(KILL_WAIT_S)
 
     def shutdown(self):
-        self.executor.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        try:
+            if any(not fut.done() for *_, fut in self._submitted):
+                self._kill_workers()
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+            self._held.release()
+
 
 class ExecutorPool(SubmitPool):
     """Tasks on a user's :class:`concurrent.futures.Executor` (the context travels with each task)."""
@@ -194,9 +139,6 @@ class ExecutorPool(SubmitPool):
 
     def submit(self, files, kind_name, chunk):
         return self.executor.submit(prune_task, files, self.ctx, kind_name, chunk)
-
-    def shutdown(self):
-        pass
 
 
 class InlinePool(SubmitPool):
@@ -208,9 +150,7 @@ class InlinePool(SubmitPool):
         self.ctx = ctx
 
     def submit(self, files, kind_name, chunk):
-        from concurrent.futures import Future
-
-        fut = Future()
+        fut = concurrent.futures.Future()
         try:
             fut.set_result(prune_task(files, self.ctx, kind_name, chunk))
         except BaseException as exc:  # re-raised by result(), in chunk order
@@ -221,5 +161,5 @@ class InlinePool(SubmitPool):
         close_files()
 
 
-__all__ = ["PROJECTION_HID", "read_chunk", "prune_task", "LocalPool", "ExecutorPool",
-           "InlinePool", "default_workers", "close_files"]
+__all__ = ["PROJECTION_HID", "read_chunk", "prune_task", "prune_range_task", "LocalPool", "ExecutorPool",
+           "InlinePool", "default_workers", "close_files", "contiguous_groups"]

@@ -14,20 +14,13 @@ import logging
 import os
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 
 from gpuprune import plan
 from gpuprune.errors import ConfigError, InputError
-from gpuprune.format import (
-    CONFIG_FILE,
-    KINDS,
-    META_KEYS,
-    PROJECTION_FILE,
-    PROJECTION_HID,
-    VOXEL_FILE,
-    WORKLOG,
-)
+from gpuprune.format import CONFIG_FILE, KINDS, PROJECTION_FILE, PROJECTION_HID, VOXEL_FILE, WORKLOG
+from gpuprune.io.hdf5 import _cat, _read, _to_str, open_h5  # noqa: F401 - open_h5, _to_str: re-exported
+from gpuprune.io.worklog import check_voxel_meta, read_worklog
 from gpuprune.rng.philox import DEFAULT_SEED, check_seed
 from gpuprune.rules.params import PruningRules, config_seed, load_config
 
@@ -50,43 +43,6 @@ class SourceFile:
     dests: np.ndarray
     row_start: np.ndarray
     lut_start: np.ndarray
-
-
-def _read(group, key, path, what="dataset"):
-    """Read a whole (small) dataset; a missing or unreadable one is an :class:`InputError` naming ``path``.
-
-    Uses h5py's low-level calls: the many small meta reads cost half as much.
-    """
-    try:
-        dsid = h5py.h5d.open(group.id, key.encode())
-    except (KeyError, ValueError):
-        raise InputError(f"missing {what} '{key}'", path) from None
-    try:
-        out = np.empty(dsid.shape, dtype=dsid.dtype)
-        dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-    except OSError as exc:
-        raise InputError(f"cannot read '{key}' (truncated or corrupt file?): {exc}", path) from None
-    return out[()] if out.ndim == 0 else out
-
-
-def _to_str(value):
-    if isinstance(value, (bytes, np.bytes_)):
-        return value.decode()
-    return str(value)
-
-
-def _cat(parts):
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-
-
-def open_h5(path, **options):
-    """Open an HDF5 file read-only; a missing or unreadable file is an :class:`InputError`."""
-    if not os.path.exists(path):
-        raise InputError("file not found", path)
-    try:
-        return h5py.File(path, "r", **options)
-    except OSError as exc:
-        raise InputError(f"cannot open HDF5 file (truncated or corrupt?): {exc}", path) from None
 
 
 def find_config(network_path, config_file=None, recorded=None):
@@ -132,8 +88,8 @@ class Network:
         if not os.path.isdir(self.path):
             raise InputError("network directory not found", self.path)
         self.worklog_path = os.path.join(self.path, WORKLOG)
-        with open_h5(self.worklog_path) as wl:
-            self._read_worklog(wl)
+        # the work log's fields (meta, neurons, types, completed hyper voxels ...) are the network's
+        vars(self).update(vars(read_worklog(self.worklog_path)))
         self.config_path = self._find_config(config_file)
         self.config = load_config(self.config_path)
         seed = random_seed
@@ -171,76 +127,6 @@ class Network:
         self.rules = self._rules(config, path)
         self.config, self.config_path = config, path
 
-    # -- work log ------------------------------------------------------------------------------
-
-    def _read_worklog(self, wl):
-        p = self.worklog_path
-        self.meta = {k: _read(wl, f"meta/{k}", p) for k in META_KEYS}
-        self.hyper_voxel_ids = np.asarray(_read(wl, "meta/hyper_voxel_ids", p))
-        self.voxel_size = float(self.meta["voxel_size"])
-        self.simulation_origo = np.asarray(self.meta["simulation_origo"], dtype=np.float64)
-        self.hyper_voxel_width = self.voxel_size * float(self.meta["hyper_voxel_size"])
-        try:
-            self.connectivity_distributions = json.loads(_read(wl, "meta/connectivity_distributions", p))
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"meta/connectivity_distributions is not valid JSON: {exc}", p) from None
-        self.recorded_config_file = _to_str(self.meta["config_file"])
-
-        all_ids = np.asarray(_read(wl, "all_hyper_ids", p)).astype(np.int64)
-        num_completed = np.asarray(_read(wl, "num_completed", p)).reshape(-1)
-        if num_completed.size != 1:
-            raise InputError("num_completed must hold one number", p)
-        n_done = int(num_completed[0])
-        completed = np.asarray(_read(wl, "completed", p)).astype(np.int64)
-        if not 0 <= n_done <= completed.size:
-            raise InputError(f"num_completed = {n_done} but 'completed' has {completed.size} entries", p)
-        completed = completed[:n_done]
-        missing = np.setdiff1d(all_ids, completed)
-        if missing.size:
-            shown = ", ".join(str(x) for x in missing[:10]) + (" ..." if missing.size > 10 else "")
-            raise InputError(f"detect did not finish: {missing.size} of {all_ids.size} hyper voxels "
-                             f"not completed (ids {shown}); rerun snudda detect", p)
-        self.completed = completed
-        self.worklog_counts = {}
-        for kind in KINDS.values():
-            counts = np.asarray(_read(wl, kind.worklog_counts, p)).astype(np.int64)
-            if counts.size < n_done:
-                raise InputError(f"{kind.worklog_counts} has {counts.size} entries, fewer than the "
-                                 f"{n_done} completed hyper voxels", p)
-            self.worklog_counts[kind.name] = counts[:n_done]
-        self.num_projection_synapses = int(wl["num_projection_synapses"][()]) \
-            if "num_projection_synapses" in wl else 0
-
-        neurons = "network/neurons"
-        if neurons not in wl:
-            raise InputError("missing group 'network/neurons'", p)
-        neuron_id = np.asarray(_read(wl, f"{neurons}/neuron_id", p))
-        self.num_neurons = int(neuron_id.size)
-        if not np.array_equal(neuron_id, np.arange(self.num_neurons)):
-            raise InputError("network/neurons/neuron_id must be 0 .. N-1 in order", p)
-        if self.num_neurons >= 2 ** 32:
-            raise InputError("neuron ids must be below 2**32", p)
-        names = [_to_str(x) for x in _read(wl, f"{neurons}/name", p)]
-        if len(names) != self.num_neurons:
-            raise InputError("network/neurons/name and neuron_id differ in length", p)
-        type_of = [n.split("_")[0] for n in names]
-        # Type numbering by first appearance, as Snudda's make_type_numbering.
-        self.type_names = list(dict.fromkeys(type_of))
-        index = {t: i for i, t in enumerate(self.type_names)}
-        self.neuron_names = names
-        self.neuron_type = np.array([index[t] for t in type_of], dtype=np.int32)
-        self.population_unit = np.asarray(_read(wl, f"{neurons}/population_unit_id", p)).astype(np.int64)
-        if self.population_unit.size != self.num_neurons:
-            raise InputError("network/neurons/population_unit_id has the wrong length", p)
-        if f"{neurons}/max_soma_distance_dend" in wl:
-            msd = np.asarray(wl[f"{neurons}/max_soma_distance_dend"][()])
-            if msd.size != self.num_neurons:
-                raise InputError("network/neurons/max_soma_distance_dend has the wrong length", p)
-            # Snudda divides a float64 distance by the stored (float32) value: widen it as is.
-            self.max_soma_distance_dend = msd.astype(np.float64)
-        else:
-            self.max_soma_distance_dend = None
-
     def _find_config(self, config_file):
         return find_config(self.path, config_file, self.recorded_config_file)
 
@@ -252,32 +138,6 @@ class Network:
     @property
     def projection_file(self):
         return os.path.join(self.path, PROJECTION_FILE)
-
-    def _expected_origo(self, hid):
-        where = np.argwhere(self.hyper_voxel_ids == hid)
-        if where.shape[0] != 1:
-            return None
-        return self.simulation_origo + self.hyper_voxel_width * where[0]
-
-    def _check_meta(self, f, path, hid):
-        for key in META_KEYS:
-            theirs = _read(f, f"meta/{key}", path)
-            ours = self.meta[key]
-            if isinstance(ours, (bytes, str, np.bytes_)):
-                same = _to_str(ours) == _to_str(theirs)
-            else:
-                same = np.shape(ours) == np.shape(theirs) and np.array_equal(ours, theirs)
-            if not same:
-                raise InputError(f"meta/{key} = {theirs!r} disagrees with the work log ({ours!r}); "
-                                 "the file belongs to another detect run", path)
-        origo = _read(f, "meta/hyper_voxel_origo", path)
-        expected = self._expected_origo(hid)
-        if expected is None or not np.array_equal(np.asarray(origo, dtype=np.float64), expected):
-            raise InputError(f"meta/hyper_voxel_origo {origo} does not match hyper voxel {hid}'s "
-                             "place in the work log", path)
-        if "meta/hyper_voxel_id" in f and int(f["meta/hyper_voxel_id"][()]) != hid:
-            raise InputError(f"meta/hyper_voxel_id is {int(f['meta/hyper_voxel_id'][()])}, "
-                             f"expected {hid}", path)
 
     def _check_max_channel(self, f, path):
         value = int(_read(f, "network/max_channel_type_id", path))
@@ -308,7 +168,7 @@ class Network:
                         raise InputError(f"network/num_synapses = {stated} but the work log's "
                                          f"num_projection_synapses = {per_kind['synapses']}", path)
                 else:
-                    self._check_meta(f, path, hid)
+                    check_voxel_meta(self, f, path, hid)
                 self._check_max_channel(f, path)
                 for name, count in per_kind.items():
                     sources[name].append(self._index_file(f, KINDS[name], hid, path, count))

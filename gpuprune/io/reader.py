@@ -1,7 +1,6 @@
 """Reading the synapse rows of a chunk: direct LZF chunk reads, h5py fallback, per-thread open files."""
 
 import concurrent.futures
-import concurrent.futures.process
 import os
 import sys
 import threading
@@ -10,12 +9,11 @@ from collections import OrderedDict
 import numpy as np
 
 from gpuprune.errors import InputError
-from gpuprune.io.network import open_h5
+from gpuprune.io.extension import load_lzf
+from gpuprune.io.hdf5 import open_h5
 
-try:
-    from gpuprune.io._lzf import decompress_into as _lzf_decompress_into
-except ImportError:  # built without a C compiler: read through h5py (same bytes, slower)
-    _lzf_decompress_into = None
+_lzf = load_lzf()  # None: built without a C compiler; read through h5py (same bytes, slower)
+_lzf_decompress_into = None if _lzf is None else _lzf.decompress_into
 
 #: input files kept open per thread (LRU).  Every chunk reads a slice of nearly every hyper voxel
 #: file, so this must exceed the file count: reopening drops the decoded boundary chunk kept per
@@ -38,7 +36,6 @@ LZF_FILTER = 32000
 
 # Open input files per thread: a thread never closes a file another thread is reading.
 _local = threading.local()
-_worker_ctx = None
 
 
 def _open_files():
@@ -267,8 +264,38 @@ def _read_slices(files, kind, slices, rows, offsets, with_lookup, threads=None):
     return runs
 
 
+def blame_rows(files, kind, chunk, rows, num_neurons):
+    """The input file of the first slice of ``rows`` (read by :func:`read_chunk`) whose rows name a dest
+    outside the chunk's range, a source outside ``0 .. num_neurons - 1`` or (synapses) a channel type
+    outside ``0 .. 2**16 - 1``: rows that disagree with the lookup tables.  None if no slice does.
+
+    Called only once the engine has refused a chunk, so the normal path pays nothing for it.
+    """
+    off = 0
+    for fi, r0, r1, _, _ in sorted(chunk.slices):
+        part = rows[off:off + r1 - r0]
+        off += r1 - r0
+        if part.shape[0] == 0:
+            continue
+        bad = (part[:, 1] < chunk.dest_lo) | (part[:, 1] >= chunk.dest_hi) | (part[:, 0] < 0) | \
+            (part[:, 0] >= num_neurons)
+        if kind.name == "synapses":
+            bad |= (part[:, 6] < 0) | (part[:, 6] >= 2 ** 16)
+        if bad.any():
+            return files[fi][0]
+    return None
+
+
 def _read_error(kind, path, r0, r1, exc):
     return InputError(f"cannot read rows {r0}..{r1} of '{kind.matrix}' (truncated or corrupt file?): {exc}", path)
+
+
+def default_workers():
+    """Cores this process may run on: the default count of worker processes and decode threads."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class ReadThreads:

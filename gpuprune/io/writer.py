@@ -16,11 +16,10 @@ import h5py
 import numpy as np
 
 from gpuprune.errors import InputError
+from gpuprune.io.extension import load_lzf
 
-try:
-    from gpuprune.io._lzf import compress as _lzf_compress
-except ImportError:  # built without a C compiler: h5py's filter compresses (same rows, other bytes)
-    _lzf_compress = None
+_lzf = load_lzf()  # None: built without a C compiler; h5py's filter compresses (same rows, other bytes)
+_lzf_compress = None if _lzf is None else _lzf.compress
 
 #: rows per HDF5 chunk (Snudda's synapse_chunk_size)
 CHUNK_ROWS = 10000

@@ -1,8 +1,10 @@
 """DESIGN §6: each bad input is a clear error naming the file and the problem; no output is left behind."""
 
+import errno
 import json
 import os
 import signal
+import time
 
 import h5py
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 from helpers import tree_digest
 
 import gpuprune
-from gpuprune.errors import ConfigError, ExpressionError, InputError
+from gpuprune.errors import ConfigError, ExpressionError, InputError, OutputError
 
 WORKLOG = os.path.join("log", "network-detect-worklog.hdf5")
 
@@ -40,6 +42,24 @@ def break_lookup(path):
         f["network/synapse_lookup"][...] = lut
 
 
+def first_voxel_with_synapses(net):
+    for path in sorted((net / "voxels").glob("*.hdf5")):
+        with h5py.File(path, "r") as f:
+            if f["network/synapses"].shape[0]:
+                return path
+    raise AssertionError("no voxel file has synapses")
+
+
+def move_row_outside(path):
+    """One synapse row names a dest neuron its lookup table does not put there (the file is remembered
+    so that the test can check the message names it)."""
+    with h5py.File(path, "r+") as f:
+        rows = f["network/synapses"][()]
+        rows[0, 1] = 1_000_000  # no such neuron
+        f["network/synapses"][...] = rows
+    move_row_outside.path = path
+
+
 CASES = {
     "missing work log": (lambda n: os.remove(n / WORKLOG), InputError, ["network-detect-worklog.hdf5",
                                                                         "not found"]),
@@ -53,6 +73,10 @@ CASES = {
                         ["network-putative-synapses-2.hdf5", "hyper_voxel_origo"]),
     "unfinished detect": (lambda n: set_value(n / WORKLOG, "num_completed", [2.0]), InputError,
                           ["network-detect-worklog.hdf5", "did not finish"]),
+    "num_completed NaN": (lambda n: set_value(n / WORKLOG, "num_completed", [np.nan]), InputError,
+                          ["network-detect-worklog.hdf5", "num_completed"]),
+    "row disagrees with lookup": (lambda n: move_row_outside(first_voxel_with_synapses(n)), InputError,
+                                  ["network-putative-synapses-", "disagree with the lookup tables"]),
     "count mismatch": (lambda n: set_value(n / WORKLOG, "num_hypervoxel_synapses",
                                            np.where(np.arange(3) == 0, 7, h5py.File(n / WORKLOG)[
                                                "num_hypervoxel_synapses"][:3]).tolist()
@@ -84,6 +108,9 @@ def test_bad_input(prune3, name):
         gpuprune.prune(prune3, device="cpu", workers=1)
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
+    if name == "row disagrees with lookup":
+        assert str(err.value).startswith(str(move_row_outside.path)), str(err.value)
+    assert "\n" not in str(err.value)
     assert previous.read_bytes() == b"previous good output"
     assert not list(prune3.glob(".network-synapses-*"))  # no temporary file left
 
@@ -165,3 +192,101 @@ def test_output_may_not_overwrite_an_input(prune3):
 def test_missing_directory(tmp_path):
     with pytest.raises(InputError, match="not found"):
         gpuprune.prune(tmp_path / "nope")
+
+
+def test_killed_worker_found_while_submitting_is_a_worker_error(prune3, monkeypatch):
+    """A worker that dies before the tasks are all submitted: ``executor.submit`` raises BrokenProcessPool
+    itself (forced here every time: a worker is killed and the pool seen broken before ``run``)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from gpuprune.execution import pools
+
+    real_init = pools.LocalPool.__init__
+
+    def init_then_kill_a_worker(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        os.kill(next(iter(self.executor._processes)), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.executor.submit(os.getpid).result()
+            except BrokenProcessPool:
+                return
+            time.sleep(0.01)
+        raise AssertionError("the pool never noticed its killed worker")
+
+    previous = prune3 / "network-synapses.hdf5"
+    previous.write_bytes(b"previous good output")
+    monkeypatch.setattr(pools.LocalPool, "__init__", init_then_kill_a_worker)
+    with pytest.raises(gpuprune.WorkerError, match="ended abruptly"):
+        gpuprune.prune(prune3, device="cpu", workers=2, row_budget=10)
+    assert previous.read_bytes() == b"previous good output"
+    assert not list(prune3.glob(".network-synapses-*")) and not list(prune3.glob(".gpuprune-parts-*"))
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("pruning started before the output was checked")
+
+
+def test_output_is_a_directory_refused_before_any_work(prune3, monkeypatch):
+    monkeypatch.setattr(gpuprune.engine, "prune_chunk", _no_work)
+    target = prune3 / "out"
+    target.mkdir()
+    with pytest.raises(OutputError, match="existing directory") as err:
+        gpuprune.prune(prune3, device="cpu", workers=1, output_file=target)
+    assert str(err.value).startswith(str(target)) and "\n" not in str(err.value)
+
+
+def test_output_folder_not_writable_refused_before_any_work(prune3, monkeypatch):
+    """Injected (tests run as root in CI, where file modes do not stop a write); the real case is below."""
+    import tempfile
+
+    monkeypatch.setattr(gpuprune.engine, "prune_chunk", _no_work)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(OutputError, match="cannot create files in the output folder: Permission denied") as err:
+        gpuprune.prune(prune3, device="cpu", workers=1, output_file=prune3 / "o.hdf5")
+    assert str(err.value).startswith(str(prune3)) and "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder (the injected test covers it)")
+def test_output_folder_not_writable_for_real(prune3, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(OutputError, match="cannot create files"):
+            gpuprune.prune(prune3, device="cpu", workers=1, output_file=folder / "o.hdf5")
+    finally:
+        folder.chmod(0o700)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_disk_full_is_one_line_naming_the_output(prune3, monkeypatch, workers):
+    from gpuprune.io import writer
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "Can't write data (file write failed: time = ..., filename = '...', "
+                                    "file descriptor = 5, errno = 28, error message = 'No space left on device')")
+
+    monkeypatch.setattr(writer.DirectChunks, "_write_oldest", full)
+    monkeypatch.setattr(writer.BufferedRows, "_flush", full)
+    previous = prune3 / "network-synapses.hdf5"
+    previous.write_bytes(b"previous good output")
+    with pytest.raises(OutputError, match="no space left on the device") as err:
+        gpuprune.prune(prune3, device="cpu", workers=workers, row_budget=50)
+    assert str(err.value).startswith(str(previous)) and "\n" not in str(err.value)
+    assert previous.read_bytes() == b"previous good output"
+    assert not list(prune3.glob(".network-synapses-*")) and not list(prune3.glob(".gpuprune-parts-*"))
+
+
+def test_cli_output_errors_are_one_line(prune3, capsys):
+    from gpuprune.cli.main import main
+
+    (prune3 / "out").mkdir()
+    assert main(["prune", str(prune3), "--output", str(prune3 / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "existing directory" in err and str(prune3 / "out") in err
