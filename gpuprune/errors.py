@@ -43,3 +43,20 @@ class DeviceError(GpuPruneError):
 
 class WorkerError(GpuPruneError):
     """A worker process ended abruptly (killed, e.g. by the out-of-memory killer); nothing was written."""
+
+
+# -- shared messages (one place for each; callers add the file or context) --------------------------
+
+def unknown_mode_message(mode, modes):
+    """The message for a randomness mode that is not one of ``modes``."""
+    return f"unknown randomness mode {mode!r}; choose one of {', '.join(modes)}"
+
+
+def snudda_cpu_only_message(hint="use --device cpu, or --rng philox on the GPU"):
+    """The message for snudda randomness asked of a GPU; ``hint`` says what to do instead."""
+    return f"snudda randomness runs on the CPU only (it replays NumPy's PCG64 streams); {hint}"
+
+
+def unknown_device_message(device, devices):
+    """The message for a device that is not one of ``devices``."""
+    return f"unknown device {device!r}; choose one of {', '.join(devices)}"
