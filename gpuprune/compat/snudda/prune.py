@@ -21,6 +21,16 @@ Warnings of the core modules (logger ``gpuprune``) also go to the log file.
 With ``rc`` or ``d_view`` (ipyparallel), the merge ranges and the pruning of
 each merge file run on the engines through ipyparallel's executor; each engine
 holds a worker instance of this class, as in Snudda.
+
+The class is composed of one mixin per concern, each in its own module:
+:mod:`~gpuprune.compat.snudda.settings` (work log, config, rules, seeds),
+:mod:`~gpuprune.compat.snudda.voxels` (hyper voxel files, lookup iterators),
+:mod:`~gpuprune.compat.snudda.merge` (merge files), :mod:`~gpuprune.compat.snudda.merge_info`
+(``pruning_merge_info.json``), :mod:`~gpuprune.compat.snudda.output` (pruning merge files into the
+output; blocks in :mod:`~gpuprune.compat.snudda.blocks`), :mod:`~gpuprune.compat.snudda.workers`
+(ipyparallel) and :mod:`~gpuprune.compat.snudda.log`.  This module holds the constructor, the
+object's lifetime and :meth:`SnuddaPrune.prune`.  File layouts and atomic writes are io's
+(:mod:`gpuprune.io.layout`), shared with ``gpuprune.prune``.
 """
 
 import glob
