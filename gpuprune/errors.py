@@ -104,3 +104,8 @@ class Interrupted(KeyboardInterrupt):
         if self.written:
             return f"interrupted ({name}) after the new output was complete: {self.output_file} is written"
         return f"interrupted ({name}); no output was written (any previous output is untouched)"
+
+
+def unknown_device_message(device, devices):
+    """The message for a device that is not one of ``devices``."""
+    return f"unknown device {device!r}; choose one of {', '.join(devices)}"

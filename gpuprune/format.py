@@ -39,3 +39,13 @@ CHUNK_ROWS = 10000
 COMPRESSION = "lzf"
 #: the count datasets of an output file
 COUNT = {"synapses": "network/num_synapses", "gap_junctions": "network/num_gap_junctions"}
+
+# -- Snudda's pruning files (written by SnuddaPrune, gpuprune.compat.snudda) ---------------------------
+#: SnuddaPrune's log file, its scratch directory and the hyper voxel directory
+PRUNE_LOG = os.path.join("log", "synapse-pruning.txt")
+SCRATCH_DIR = "temp"
+VOXEL_DIR = "voxels"
+#: a merge file in the scratch directory: every row onto dest neurons lo .. hi-1
+MERGE_FILE = "{kind}-for-neurons-{lo}-to-{hi}-MERGE-ME.hdf5"
+#: the merge info in the network directory (lets a later prune reuse the merge files)
+MERGE_INFO_FILE = "pruning_merge_info.json"

@@ -7,22 +7,20 @@ failed run leaves any previous output untouched and never a partial file.
 
 import collections
 import concurrent.futures
-import json
 import os
 import sys
-import tempfile
 
 import h5py
 import numpy as np
 
 from gpuprune.errors import InputError
+from gpuprune.format import CHUNK_ROWS, KINDS
+from gpuprune.io.layout import AtomicFile, create_output, write_counts
 from gpuprune.io.extension import load_lzf
 
 _lzf = load_lzf()  # None: built without a C compiler; h5py's filter compresses (same rows, other bytes)
 _lzf_compress = None if _lzf is None else _lzf.compress
 
-#: rows per HDF5 chunk (Snudda's synapse_chunk_size)
-CHUNK_ROWS = 10000
 #: kept rows gathered in memory before one write
 BUFFER_ROWS = 1 << 15
 COMPRESSIONS = ("lzf", "gzip", None)
@@ -147,24 +145,17 @@ class OutputWriter:
         directory = os.path.dirname(self.output_file)
         if not os.path.isdir(directory):
             raise InputError("output directory does not exist", directory)
-        fd, self.temp_path = tempfile.mkstemp(prefix=".network-synapses-", suffix=".hdf5.part", dir=directory)
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.temp_path, 0o666 & ~umask)  # mkstemp makes it private; outputs are ordinary files
+        self._atomic = AtomicFile(self.output_file)
+        self.temp_path = self._atomic.temp_path
         self.counts = {"synapses": 0, "gap_junctions": 0}
         self._sinks = {}  # BufferedRows or DirectChunks per row dataset
         self._executor = None
         try:
             self.file = h5py.File(self.temp_path, "w")
-            self.file.create_dataset("config", data=json.dumps(config))
             with h5py.File(worklog_path, "r") as wl:
-                wl.copy("meta", self.file)
-                network = self.file.create_group("network")
-                wl.copy("network/neurons", network)
-            for name, width in (("synapses", 13), ("gap_junctions", 11)):
-                ds = network.create_dataset(name, shape=(0, width), maxshape=(None, width), dtype=np.int32,
-                                            chunks=(chunk_rows, width), compression=compression)
+                network = create_output(self.file, wl, config, compression, chunk_rows)
+            for name in KINDS:
+                ds = network[name]
                 if compression == "lzf" and _lzf_compress is not None and sys.byteorder == "little":
                     if self._executor is None:
                         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -188,12 +179,10 @@ class OutputWriter:
         for sink in self._sinks.values():
             sink.close()
         self._stop_executor()
-        network = self.file["network"]
-        network.create_dataset("num_synapses", data=self.counts["synapses"], dtype=np.uint64)
-        network.create_dataset("num_gap_junctions", data=self.counts["gap_junctions"], dtype=np.uint64)
+        write_counts(self.file, self.counts)
         self.file.close()
         self.file = None
-        os.replace(self.temp_path, self.output_file)
+        self._atomic.commit()
 
     def _stop_executor(self):
         if getattr(self, "_executor", None) is not None:
@@ -207,8 +196,7 @@ class OutputWriter:
                 self.file.close()
         finally:
             self.file = None
-            if os.path.exists(self.temp_path):
-                os.remove(self.temp_path)
+            self._atomic.discard()
 
     def __enter__(self):
         return self

@@ -17,6 +17,8 @@ import sys
 import weakref
 from contextlib import contextmanager
 
+from gpuprune.format import PRUNE_LOG
+
 LOG = logging.getLogger("gpuprune.snudda")
 LOG.setLevel(logging.DEBUG)
 LOG.propagate = False
@@ -165,3 +167,46 @@ def once(seen):
         yield
     finally:
         CORE_LOG.removeFilter(flt)
+
+
+class Logging:
+    """SnuddaPrune's log methods (a mixin: ``write_log`` and its log file)."""
+
+    def _setup_log(self, logfile, logfile_name):
+        self.logfile = logfile
+        if logfile_name:
+            self.logfile_name = os.fspath(logfile_name)
+        elif logfile is not None:
+            self.logfile_name = getattr(logfile, "name", None)
+        else:
+            self.logfile_name = os.path.join(self.network_path, PRUNE_LOG)
+        self._log = LogSink(self, logfile, self.logfile_name)
+        self.write_log(f"Log file {self.logfile_name} created.")
+
+    def write_log(self, text, flush=True, is_error=False, force_print=False):
+        """Write to the log file; also print if ``verbose``, ``is_error`` or ``force_print``.
+
+        Parameters
+        ----------
+        text : str
+            Text to write.
+        flush : bool
+            Flush the log handlers after writing.
+        is_error : bool
+            Log at ERROR level; always printed.
+        force_print : bool
+            Print even if not verbose.
+
+        Notes
+        -----
+        Goes through the ``gpuprune.snudda`` logger (INFO, or ERROR for errors).
+        """
+        if self._log is not None:
+            self._log.write(text, flush=flush, is_error=is_error, force_print=force_print)
+
+    def close_log_file(self):
+        """Detach and close this instance's log handlers (a file object given by the caller stays open)."""
+        if self._log is not None:
+            self._log.close()
+        self._log = None
+        self.logfile = None

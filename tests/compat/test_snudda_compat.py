@@ -217,7 +217,10 @@ def test_ipyparallel_cluster_equals_serial(tmp_path):
         try:
             cluster.stop_cluster_sync()
         finally:
-            pytest.skip(f"cannot start an ipyparallel cluster of 2 engines: {exc}")
+            message = f"cannot start an ipyparallel cluster of 2 engines: {exc}"
+            if os.environ.get("CI") == "true":  # in CI the cluster must start: a skip would hide a failure
+                pytest.fail(message)
+            pytest.skip(message)
     try:
         for src, net in nets:
             with SnuddaPrune(net, rc=rc, keep_files=True) as sp:
@@ -262,9 +265,9 @@ def test_signatures_match_the_seed_api():
     import inspect
     import re
 
-    from conftest import ROOT
+    from conftest import DATA
 
-    api = ROOT.parent / "shared" / "seed" / "snudda-prune-api.txt"
+    api = DATA.parent / "seed" / "snudda-prune-api.txt"  # beside the fixture networks, in shared/
     if not api.exists():
         pytest.skip(f"seed API text not found: {api}")
     documented = re.findall(r"^(static )?(\w+)\((.*?)\)\[source\]", api.read_text(), re.M)
@@ -555,7 +558,6 @@ def test_clean_up_merge_files_and_read_buffers(sp3):
     sp3.clean_up_merge_files()
     assert not os.path.exists(name) and sp3.temp_file_list == []
     sp3.clean_up_merge_files()  # nothing left: no error
-    stream.read_chunk  # noqa: B018 - the module whose open files clean_up_merge_read_buffers closes
     sp3.merge_data_type = "synapses"
     sp3.clean_up_merge_read_buffers()
     assert sp3.merge_data_type is None and stream.open_file_count() == 0
