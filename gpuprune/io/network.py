@@ -259,25 +259,3 @@ class Network:
             "path": self.path,
             "files": {k: [(sf.path, sf.hid) for sf in v] for k, v in self.sources.items()},
         }
-
-
-# -- the work log alone (SnuddaPrune reads it without the hyper voxel files) ---------------------------
-
-
-def read_worklog(path):
-    """Read and check the work log at ``path`` alone: no config, no hyper voxel file is read.
-
-    Returns an object with :class:`Network`'s work-log attributes (``meta``, ``hyper_voxel_ids``,
-    ``completed``, ``worklog_counts``, ``num_neurons``, ``type_names``, ``neuron_type``, ...);
-    every problem is an :class:`InputError` naming the file, as when a :class:`Network` is opened.
-    """
-    worklog = Network.__new__(Network)  # only the work-log half of a Network is filled in
-    worklog.worklog_path = os.path.abspath(os.fspath(path))
-    with open_h5(worklog.worklog_path) as wl:
-        worklog._read_worklog(wl)
-    return worklog
-
-
-def check_voxel_meta(worklog, f, path, hid):
-    """Check that the open hyper voxel file ``f`` (id ``hid``) belongs to the work log's detect run."""
-    Network._check_meta(worklog, f, path, hid)

@@ -15,8 +15,8 @@ import numpy as np
 
 from gpuprune.errors import InputError
 from gpuprune.format import CHUNK_ROWS, KINDS
-from gpuprune.io.layout import AtomicFile, create_output, write_counts
 from gpuprune.io.extension import load_lzf
+from gpuprune.io.layout import AtomicFile, create_output, write_counts
 
 _lzf = load_lzf()  # None: built without a C compiler; h5py's filter compresses (same rows, other bytes)
 _lzf_compress = None if _lzf is None else _lzf.compress

@@ -1,6 +1,6 @@
 """SnuddaPrune's reading of the network: work log, config, type numbering, rules and seeds.
 
-The work log is read and checked by io (:func:`gpuprune.io.network.read_worklog`, the checks a
+The work log is read and checked by io (:func:`gpuprune.io.worklog.read_worklog`, the checks a
 :class:`gpuprune.io.network.Network` makes), the config by rules
 (:class:`gpuprune.rules.PruningRules`); this module keeps Snudda's attributes and its editable
 ``connectivity_distributions``, from which the engine's rules are rebuilt when they change.
@@ -15,7 +15,9 @@ from gpuprune import engine
 from gpuprune.compat.snudda.log import once
 from gpuprune.errors import ConfigError
 from gpuprune.format import SCRATCH_DIR
-from gpuprune.io.network import Network, _read, _to_str, find_config, open_h5, read_worklog
+from gpuprune.io.hdf5 import _read, _to_str, open_h5
+from gpuprune.io.network import Network, find_config
+from gpuprune.io.worklog import read_worklog
 from gpuprune.rng.philox import DEFAULT_SEED, check_seed
 from gpuprune.rules.params import GAP_JUNCTION_CHANNEL, PRUNING_KEYS, PruningRules, config_seed, load_config
 

@@ -1,7 +1,7 @@
 """SnuddaPrune's hyper voxel files: opening and checking them, and Snudda's lookup iterators.
 
 The check that a hyper voxel file belongs to the work log's detect run is io's
-(:func:`gpuprune.io.network.check_voxel_meta`); this module adds Snudda's overflow counting.  The
+(:func:`gpuprune.io.worklog.check_voxel_meta`); this module adds Snudda's overflow counting.  The
 iterators are defined per row by Snudda's API; they read their tables in chunks.
 """
 
@@ -13,7 +13,8 @@ import numpy as np
 
 from gpuprune.errors import InputError
 from gpuprune.format import VOXEL_FILE
-from gpuprune.io.network import _read, _to_str, check_voxel_meta, open_h5
+from gpuprune.io.hdf5 import _read, _to_str, open_h5
+from gpuprune.io.worklog import check_voxel_meta
 
 
 def lookup_rows(lookup, uid_lo=None, uid_hi=None, chunk_size=10000):
