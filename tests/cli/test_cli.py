@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from conftest import data_path
 from helpers import assert_same_rows
 
@@ -72,3 +73,63 @@ def test_usage_error():
 def test_version():
     p = run("--version")
     assert p.returncode == 0 and "gpuprune" in p.stdout
+
+
+def test_synth_command(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["synth", str(out), "--neurons", "40", "--synapses-per-neuron", "10", "--seed", "5",
+                 "--no-gap-junctions"]) == 0
+    captured = capsys.readouterr()
+    assert "putative synapses" in captured.out and "%" in captured.err  # the bar draws on any stream
+    # an existing directory without --overwrite is bad input: one line, exit status 2, nothing drawn
+    assert main(["synth", str(out), "--neurons", "40"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not empty" in err and str(out) in err
+    assert main(["synth", str(out), "--neurons", "40", "--overwrite", "--no-projection", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "putative synapses" in captured.out
+
+
+def test_synth_bad_grid_is_usage_error(tmp_path):
+    p = run("synth", tmp_path / "net", "--hyper-voxels", "2,2")
+    assert p.returncode == 2 and "expected N or NX,NY,NZ" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_prune_quiet_draws_nothing(prune3, capsys):
+    assert main(["prune", str(prune3), "--device", "cpu", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_help_of_every_command():
+    from gpuprune.cli.main import COMMANDS, build_parser
+
+    p = run("--help")
+    assert p.returncode == 0 and all(name in p.stdout for name in COMMANDS)
+    for name, flag in (("prune", "--row-budget"), ("synth", "--synapses-per-neuron"), ("demo", "--rebuild")):
+        p = run(name, "--help")
+        assert p.returncode == 0 and f"gpuprune {name}" in p.stdout and flag in p.stdout, p.stderr
+    # one tree: every command is a subparser of the one parser
+    choices = build_parser()._subparsers._group_actions[0].choices
+    assert tuple(choices) == COMMANDS
+
+
+def test_demo_without_matplotlib(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    work = tmp_path / "demo"
+    args = ["demo", "--dir", str(work), "--neurons", "40", "--synapses-per-neuron", "20", "--device", "cpu"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    skipped = [line for line in out.splitlines() if "matplotlib is not installed" in line]
+    assert len(skipped) == 1 and skipped[0].startswith("figure skipped") and "gpuprune[plot]" in skipped[0]
+    assert "building an example network" in out and "GABA" in out and "demo done" in out
+    assert main(args) == 0  # the second run reuses the network
+    assert "reusing the example network" in capsys.readouterr().out
+
+
+def test_demo_figure(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason='matplotlib is not installed (pip install "gpuprune[plot]")')
+    work = tmp_path / "demo"
+    assert main(["demo", "--dir", str(work), "--neurons", "40", "--synapses-per-neuron", "20",
+                 "--device", "cpu"]) == 0
+    assert "figure:" in capsys.readouterr().out and (work / "pruning.png").stat().st_size > 0
