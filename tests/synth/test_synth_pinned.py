@@ -60,3 +60,20 @@ def test_generated_network_is_pinned(case, tmp_path):
     path = tmp_path / "net"
     generate_network(path, **CASES[case])
     assert network_digest(path) == DIGESTS[case]
+
+
+def test_synth_imports_only_format_io_errors():
+    """The generator stands on the on-disk contract alone: no rules, engine, api, cli (imports anywhere)."""
+    import ast
+    from pathlib import Path
+
+    import gpuprune.synth
+
+    allowed = ("gpuprune.format", "gpuprune.io", "gpuprune.errors", "gpuprune.synth")
+    for path in Path(gpuprune.synth.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                if name == "gpuprune" or name.startswith("gpuprune."):
+                    assert name.startswith(allowed), f"{path.name} imports {name}"
