@@ -7,19 +7,16 @@ installed, draws synapses per connected pair and connection probability
 against soma distance, before and after pruning.
 """
 
-import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
-from gpuprune import synth
 from gpuprune.api import prune
-from gpuprune.errors import InputError
-from gpuprune.format import KINDS
+from gpuprune.format import SYNAPSES, WORKLOG
 from gpuprune.io.network import Network
 from gpuprune.io.reader import close_files, read_chunk
+from gpuprune.synth import generate_network
 
 DEFAULT_DIR = "gpuprune-demo"
 DEMO_NEURONS = 300
@@ -36,12 +33,12 @@ def _pairs(rows):
 
 
 def _putative_synapses(network_path):
+    """Every putative synapse row of a network, in pruning order."""
     net = Network(network_path)
-    kind = KINDS["synapses"]
-    files = net.spec()["files"]["synapses"]
-    parts = [read_chunk(files, kind, c)[0] for c in net.plan("synapses", 10 ** 7)]
+    files = net.spec()["files"][SYNAPSES.name]
+    parts = [read_chunk(files, SYNAPSES, c)[0] for c in net.plan(SYNAPSES.name, 10 ** 7)]
     close_files()
-    return net, (np.concatenate(parts) if parts else np.zeros((0, 13), dtype=np.int32))
+    return np.concatenate(parts) if parts else np.zeros((0, SYNAPSES.width), dtype=np.int32)
 
 
 def connection_profile(positions, pairs, bins):
@@ -85,56 +82,73 @@ def draw_figure(path, before, after, positions):
     plt.close(fig)
 
 
-def main(argv=None):
-    """Run the demo; returns the exit status."""
-    ap = argparse.ArgumentParser(prog="gpuprune demo", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dir", default=DEFAULT_DIR, help=f"working directory (default ./{DEFAULT_DIR})")
-    ap.add_argument("--neurons", type=int, default=DEMO_NEURONS)
-    ap.add_argument("--synapses-per-neuron", type=int, default=DEMO_SYNAPSES_PER_NEURON)
-    ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    ap.add_argument("--rebuild", action="store_true", help="build the example network again")
-    args = ap.parse_args(argv)
+def add_parser(subparsers):
+    """Add the ``demo`` command and its options to ``subparsers``."""
+    p = subparsers.add_parser("demo", help="build a small example network, prune it, show the result",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--dir", default=DEFAULT_DIR, help=f"working directory (default ./{DEFAULT_DIR})")
+    p.add_argument("--neurons", type=int, default=DEMO_NEURONS)
+    p.add_argument("--synapses-per-neuron", type=int, default=DEMO_SYNAPSES_PER_NEURON)
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    p.add_argument("--rebuild", action="store_true", help="build the example network again")
+    return p
 
-    network = os.path.abspath(os.path.join(args.dir, "network"))
-    marker = os.path.join(network, "log", "network-detect-worklog.hdf5")
+
+def run(args):
+    """Run the demo's steps in order; returns the exit status.
+
+    Each step is a function of ``args`` and of what the steps before it made, so that a step
+    (a report, say) is one more function and one more line here.
+    """
     t0 = time.perf_counter()
+    network = build_network(args)
+    t1 = time.perf_counter()
+    result = prune_network(args, network)
+    draw(args, network, result)
+    print(f"demo done in {time.perf_counter() - t0:.1f} s (network built in {t1 - t0:.1f} s)")
+    return 0
+
+
+def build_network(args):
+    """Build the example network in ``args.dir``, or reuse the one there; return its path."""
+    network = os.path.abspath(os.path.join(args.dir, "network"))
+    marker = os.path.join(network, WORKLOG)
     if args.rebuild or not os.path.exists(marker):
         print(f"building an example network of {args.neurons} neurons in {network} ...")
         os.makedirs(args.dir, exist_ok=True)
-        synth.generate_network(network, num_neurons=args.neurons, synapses_per_neuron=args.synapses_per_neuron,
-                               seed=DEMO_SEED, overwrite=True)
+        generate_network(network, num_neurons=args.neurons, synapses_per_neuron=args.synapses_per_neuron,
+                         seed=DEMO_SEED, overwrite=True)
     else:
         print(f"reusing the example network in {network} (--rebuild to make it again)")
-    t1 = time.perf_counter()
+    return network
+
+
+def prune_network(args, network):
+    """Prune the network on ``args.device``; print the per-pathway table and the speed; return the result."""
     result = prune(network, device=args.device)
     print()
     print(result.table())
     n = result.synapses_before + result.gap_junctions_before
     print(f"\npruned {n:,} putative rows on the {result.device} in {result.timings['total']:.2f} s "
           f"({n / max(result.timings['total'], 1e-9) / 1e6:.1f} M rows/s); output: {result.output_file}")
+    return result
 
+
+def draw(args, network, result):
+    """Draw the before/after figure into ``args.dir``, or say in one line why not; return its path or None."""
     figure = os.path.abspath(os.path.join(args.dir, FIGURE))
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         print('figure skipped: matplotlib is not installed (pip install "gpuprune[plot]" or '
               "pip install matplotlib, then run gpuprune demo again)")
-    else:
-        import h5py
+        return None
+    import h5py
 
-        net, before = _putative_synapses(network)
-        with h5py.File(result.output_file, "r") as f:
-            after = f["network/synapses"][()]
-            positions = f["network/neurons/position"][()]
-        draw_figure(figure, before, after, positions)
-        print(f"figure: {figure}")
-    print(f"demo done in {time.perf_counter() - t0:.1f} s (network built in {t1 - t0:.1f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InputError as exc:
-        print(f"gpuprune demo: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    before = _putative_synapses(network)
+    with h5py.File(result.output_file, "r") as f:
+        after = f[SYNAPSES.matrix][()]
+        positions = f["network/neurons/position"][()]
+    draw_figure(figure, before, after, positions)
+    print(f"figure: {figure}")
+    return figure

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gpuprune.errors import InputError
-from gpuprune.synth import generate_network, main
+from gpuprune.synth import generate_network
 
 NUM_NEURONS = 200
 SYNAPSES_PER_NEURON = 60
@@ -270,17 +270,6 @@ def test_errors_and_overwrite(tmp_path):
         kwargs = {"num_neurons": 30, **bad}
         with pytest.raises(InputError):
             generate_network(tmp_path / "bad", **kwargs)
-
-
-def test_main(tmp_path, capsys):
-    out = tmp_path / "cli"
-    assert main([str(out), "--neurons", "40", "--synapses-per-neuron", "10", "--seed", "5",
-                 "--no-gap-junctions"]) == 0
-    captured = capsys.readouterr()
-    assert "putative synapses" in captured.out and "%" in captured.err
-    with pytest.raises(InputError):
-        main([str(out), "--neurons", "40"])
-    assert main([str(out), "--neurons", "40", "--overwrite", "--no-projection", "--quiet"]) == 0
 
 
 def test_snudda_prunes_and_loads(tmp_path, network):
