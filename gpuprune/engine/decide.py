@@ -166,6 +166,7 @@ def apply_f1_distance(state, draws):
                     continue
                 at = sel if idx is None else idx[sel]
                 prob = distance_probability(ctx, expr, state.c8[at], lambda at=at: g.dest[at])
+                rules.check_probabilities(e, prob, lambda i, at=at: metres(state.c8[at[i]]))
                 passed = distance_passes(r_dist[sel], prob)
                 state.dist_pass[at] = passed
                 ok[sel] &= passed

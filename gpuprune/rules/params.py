@@ -16,7 +16,7 @@ import numpy as np
 
 from gpuprune.errors import ConfigError
 from gpuprune.rules.config import config_seed, load_config, split_connection_key  # noqa: F401 (importable here too)
-from gpuprune.rules.expr import DistanceExpression
+from gpuprune.rules.expr import DistanceExpression, quote
 
 log = logging.getLogger("gpuprune")
 
@@ -238,6 +238,16 @@ class PruningRules:
                 exprs.append(s.dist_pruning)
             dist_index.append(expr_index[s.dist_pruning.source])
         self.expressions = exprs
+        # which pathways use each distinct expression, for warnings about its values
+        self.expression_pathways = [[] for _ in exprs]
+        for pruning, other, names in self.pathways.values():
+            for ps in (pruning, other):
+                if ps is not None and ps.dist_pruning is not None:
+                    label = "{},{} {}".format(*names) + ("" if ps is pruning else " pruning_other")
+                    e = expr_index[ps.dist_pruning.source]
+                    if label not in self.expression_pathways[e]:
+                        self.expression_pathways[e].append(label)
+        self._warned_expressions = set()
         self.dist_index = np.array(dist_index, dtype=np.int32).reshape(n)
         # Draws are only needed where they can change a decision: f1 >= 1 keeps every row.
         self.needs_row_draw = (self.f1 < 1.0) | (self.dist_index >= 0)
@@ -262,6 +272,24 @@ class PruningRules:
             if s.mu2 is not None:
                 p_mu[i] = p_mu_table(s.mu2, n_max)
         return p_keep, p_mu
+
+    def check_probabilities(self, e, p, d_at):
+        """Warn (once per expression per process) if expression ``e`` gave values outside 0..1.
+
+        ``p`` are its values on a chunk's rows; ``d_at(i)`` is row ``i``'s distance (metres).  NaN and values
+        below 0 then act as 0 (no row passes), values above 1 as 1 (every row
+        passes), as in Snudda, so this is a warning, not an error.
+        """
+        if e in self._warned_expressions or p.size == 0 or (p.min() >= 0 and p.max() <= 1):  # NaN fails both
+            return
+        self._warned_expressions.add(e)
+        bad = ~((p >= 0) & (p <= 1))
+        i = int(np.argmax(bad))
+        expr = self.expressions[e]
+        log.warning("%s: pathway(s) %s: distance expression %s gives %r at d = %r m (and %d more rows outside "
+                    "0..1); NaN and values below 0 keep no synapse, values above 1 keep every one",
+                    self.config_path, "; ".join(self.expression_pathways[e]), quote(expr.source),
+                    float(p[i]), float(d_at(i)), int(bad.sum()) - 1)
 
     def describe(self, pre, post, channel):
         """Names ``(pre type, post type, connection type)`` of a pathway, for reports."""

@@ -126,3 +126,20 @@ def test_extreme_seeds_run(tmp_path, seed):
     r = Pruner(net, config_file=net / "network-config-test-1.json").prune(tmp_path / "o.hdf5", random_seed=seed,
                                                                           workers=1)
     assert r.random_seed == seed and 0 < r.synapses_after < 360
+    # config 1: GABA rows kept with f1 = 0.5, AMPA with 0.9 (groups of <= 2 rows: soft_max 5 never acts),
+    # gap junctions all kept; one run is within 5 standard deviations of the binomial mean
+    mean, var = N_SYN_TYPE * 0.5 + N_SYN_TYPE * 0.9, N_SYN_TYPE * 0.25 + N_SYN_TYPE * 0.09
+    assert abs(r.synapses_after - mean) < 5 * math.sqrt(var), r.synapses_after
+    assert r.gap_junctions_after == 64
+
+
+def test_extreme_seeds_differ(tmp_path):
+    """Both 32-bit words of the seed reach the draws: 0, 2**32 - 1, 2**64 - 1 and 2**64 - 2**32 all differ."""
+    net = data_path("prune3")
+    pruner = Pruner(net, config_file=net / "network-config-test-1.json")
+    outputs = []
+    for i, seed in enumerate([0, 2 ** 32 - 1, 2 ** 64 - 1, 2 ** 64 - 2 ** 32]):
+        pruner.prune(tmp_path / f"o{i}.hdf5", random_seed=seed, workers=1, device="cpu")
+        with h5py.File(tmp_path / f"o{i}.hdf5", "r") as f:
+            outputs.append(f["network/synapses"][()].tobytes())
+    assert len(set(outputs)) == 4

@@ -8,7 +8,15 @@ import pytest
 
 from gpuprune.errors import ConfigError
 from gpuprune.io.network import Network
-from gpuprune.rules import PruningRules, p_keep_table, p_mu_table
+from gpuprune.rules import (
+    MAX_CONFIG_DEPTH,
+    PruningRules,
+    config_seed,
+    load_config,
+    p_keep_table,
+    p_mu_table,
+    split_connection_key,
+)
 
 DIST = {"A$$B": {"GABA": {"channel_model_id": 10}, "gap_junction": {"channel_model_id": 3}},
         "B$$A": {"GABA": {"channel_model_id": 10}},
@@ -79,7 +87,9 @@ def test_gap_junction_distance_pruning_refused():
 def test_expression_in_r_needs_max_soma_distance():
     with pytest.raises(ConfigError, match="max_soma_distance_dend"):
         rules({"A,B": {"GABA": {"pruning": {"dist_pruning": "1-r"}}}}, has_max_soma_distance=False)
-    rules({"A,B": {"GABA": {"pruning": {"dist_pruning": "1-d"}}}}, has_max_soma_distance=False)
+    r = rules({"A,B": {"GABA": {"pruning": {"dist_pruning": "1-d"}}}}, has_max_soma_distance=False)
+    assert [e.source for e in r.expressions] == ["1-d"] and not r.expressions[0].uses_r
+    assert r.dist_index[r.lut[0, 1, 10, 0]] == 0 and r.needs_row_draw[r.lut[0, 1, 10, 0]]
 
 
 @pytest.mark.parametrize("block,fragment", [
@@ -120,3 +130,86 @@ def test_real_config(data):
     assert ps.dist_pruning.source == "exp(-(0.5*d/60e-6)**2)"
     cfg = json.loads((data / "striatum_300" / "network-config.json").read_text())
     assert net.random_seed == cfg["random_seed"]["prune"]
+
+
+@pytest.mark.parametrize("key,value", [("f1", -0.1), ("f1", 1.5), ("a3", -1e-9), ("a3", 2)])
+def test_probabilities_outside_0_1_refused_naming_pathway_and_file(key, value):
+    with pytest.raises(ConfigError, match=f"{key} is a probability") as err:
+        rules({"A,B": {"GABA": {"pruning": {key: value}}}})
+    assert "cfg.json [A,B GABA]" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["f1", "a3"])
+@pytest.mark.parametrize("value", [0, 1, 0.0, 1.0])
+def test_probabilities_at_0_and_1_accepted(key, value):
+    r = rules({"A,B": {"GABA": {"pruning": {key: value}}}})
+    assert getattr(r, key)[r.lut[0, 1, 10, 0]] == value
+
+
+def test_split_connection_key():
+    assert split_connection_key("A,B", "c.json") == ("A", ["B"])
+    assert split_connection_key("A,['B', 'C']", "c.json") == ("A", ["B", "C"])
+    for bad, fragment in [("AB", "Pre,Post"), (3, "Pre,Post"), ("A,[B, C]", "cannot parse"),
+                          ("A,[1, 2]", "list of names"), ("A," + "[" * 100000, "cannot parse")]:
+        with pytest.raises(ConfigError, match=fragment) as err:
+            split_connection_key(bad, "c.json")
+        assert str(err.value).startswith("c.json: ") and len(str(err.value)) < 200_100
+
+
+def write(tmp_path, data, name="cfg.json"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_config_not_utf8(tmp_path):
+    path = write(tmp_path, b'{"regions": {"R\xff": {}}}')
+    with pytest.raises(ConfigError, match="not UTF-8") as err:
+        load_config(path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("depth", [MAX_CONFIG_DEPTH + 1, 100_000])
+def test_config_nested_too_deep(tmp_path, depth):
+    path = write(tmp_path, b"[" * depth + b"]" * depth)
+    with pytest.raises(ConfigError, match="deeper than") as err:
+        load_config(path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_config_nested_to_the_limit_loads(tmp_path):
+    depth = MAX_CONFIG_DEPTH
+    assert load_config(write(tmp_path, b'{"a": ' * (depth - 1) + b"{}" + b"}" * (depth - 1))) is not None
+
+
+def test_config_not_json_names_file(tmp_path):
+    path = write(tmp_path, b"{nope")
+    with pytest.raises(ConfigError, match="not valid JSON") as err:
+        load_config(path)
+    assert str(err.value).startswith(str(path))
+
+
+@pytest.mark.parametrize("seed,fragment", [(-1, "0 .. 2\\*\\*64-1"), (2 ** 64, "0 .. 2\\*\\*64-1"),
+                                           ("7", "integer"), (1.5, "integer"), (True, "integer"),
+                                           (None, "null")])
+def test_config_seed_out_of_range_names_config(seed, fragment):
+    with pytest.raises(ConfigError, match=fragment) as err:
+        config_seed({"random_seed": {"prune": seed}}, "net/cfg.json")
+    assert str(err.value).startswith("net/cfg.json: ")
+
+
+def test_config_seed_valid():
+    assert config_seed({"random_seed": {"prune": 2 ** 64 - 1}}, "c.json") == 2 ** 64 - 1
+    assert config_seed({"random_seed": {"detect": 3}}, "c.json") is None
+    assert config_seed({}, "c.json") is None
+
+
+def test_network_with_seed_out_of_range_names_config(data, tmp_path):
+    src = data / "prune3"
+    cfg = json.loads((src / "network-config.json").read_text())
+    cfg["random_seed"] = {"prune": 2 ** 64}
+    path = tmp_path / "bad-seed.json"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="random_seed.prune") as err:
+        Network(src, config_file=path)
+    assert str(path) in str(err.value)

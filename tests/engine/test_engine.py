@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from gpuprune import engine
+from gpuprune import engine, rng
 from gpuprune.errors import InputError
 from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
 from gpuprune.rules import PruningRules
@@ -194,8 +194,11 @@ def test_gap_junctions_use_type_3():
     ctx = context({"f1": 1}, gj={"f1": 0.5})
     rows = np.zeros((3, 11), dtype=np.int32)
     rows[:, 0], rows[:, 1] = 0, 2
+    rows[:, 2] = [5, 6, 7]  # tells the rows apart
     out = engine.prune_chunk(ctx, GAP_JUNCTIONS, rows, 0, 4, draws=Fixed(f1=[0.4, 0.6, 0.1])).rows
     assert out.shape == (2, 11)
+    assert out[:, 2].tolist() == [5, 7]  # the gap-junction block (f1 0.5), not the GABA one (f1 1), applied
+    assert (out[:, [0, 1]] == [0, 2]).all() and (out[:, 3:] == 0).all()
 
 
 def test_relative_distance_out_of_range_is_error():
@@ -215,3 +218,128 @@ def test_real_draws_are_used_by_default_and_reproducible():
     a = engine.prune_chunk(ctx, SYNAPSES, synapses(64), 0, 4).rows
     b = engine.prune_chunk(ctx, SYNAPSES, synapses(64), 0, 4).rows
     assert np.array_equal(a, b) and 10 < a.shape[0] < 54
+    # exactly the rows whose Philox draw (DESIGN §4 counter: src, k, type | kind << 16, 0; key of dest)
+    # is below f1, computed here from the generator alone
+    k0, k1 = rng.neuron_keys(1, np.array([2]))
+    r_f1, _ = rng.philox_uniform(0, np.arange(64), 10 | rng.KIND_SYNAPSE << 16, 0, k0[0], k1[0])
+    assert a[:, 12].tolist() == [100] * int((r_f1 < 0.5).sum())  # group shares row 0's parameter id
+    kept = engine.prune_chunk(ctx, SYNAPSES, synapses(64, param=np.arange(64)), 0, 4,
+                              ).rows
+    assert kept.shape[0] == int((r_f1 < 0.5).sum())
+
+
+def test_f1_count_within_binomial_bound():
+    """20,000 rows (100 groups of 200) with f1 = 0.3: the kept count is within 5 sd of 6,000."""
+    ctx = context({"f1": 0.3})
+    rows = np.concatenate([synapses(200, src=s % 2, dest=2 + s // 50, typ=10) for s in range(4)] * 25)
+    n = engine.prune_chunk(ctx, SYNAPSES, rows, 0, 4).rows.shape[0]
+    assert abs(n - 0.3 * rows.shape[0]) < 5 * math.sqrt(rows.shape[0] * 0.3 * 0.7), n
+
+
+# -- every rule at its exact threshold (a draw equal to the table entry), so < / <= mix-ups fail -------
+
+def below(x):
+    return float(np.nextafter(x, -np.inf))
+
+
+def above(x):
+    return float(np.nextafter(x, np.inf))
+
+
+def test_f1_at_threshold():
+    f1 = 0.3  # not a power of two: the table entry is the float64 nearest 0.3
+    ctx = context({"f1": f1})
+    out = run(ctx, synapses(3, param=[1, 2, 3]), Fixed(f1=[f1, below(f1), above(f1)]), )
+    assert out.shape[0] == 1  # only the draw below f1 passes (keep if r < f1)
+    assert engine.f1_passes(np.array([below(f1), f1]), f1).tolist() == [True, False]
+
+
+def test_distance_at_threshold():
+    ctx = context({"dist_pruning": "exp(-d/100e-6)"})
+    p = float(ctx.rules.expressions[0].evaluate(np.array([130 * 1e-6]))[0])
+    out = run(ctx, synapses(2, col8=130), Fixed(dist=[p, below(p)]))
+    assert out.shape[0] == 1  # r == p(d) fails, the next float below passes
+    assert engine.distance_passes(np.array([below(p), p]), p).tolist() == [True, False]
+
+
+def test_a3_at_threshold():
+    a3 = 0.3
+    ctx = context({"a3": a3})
+    assert run(ctx, synapses(3), Fixed(a3=[a3])).shape[0] == 3  # r == a3 keeps the group
+    assert run(ctx, synapses(3), Fixed(a3=[above(a3)])).shape[0] == 0
+    assert engine.a3_drops(np.array([a3, above(a3)]), a3).tolist() == [False, True]
+
+
+def test_soft_max_at_threshold():
+    ctx = context({"soft_max": 2})
+    p_keep = float(ctx.probability_tables(5)[0][0, 5])  # 5 kept rows, soft_max 2
+    out = run(ctx, synapses(5), Fixed(sm=[p_keep, below(p_keep), p_keep, below(p_keep), p_keep]))
+    assert out.shape[0] == 2  # r == p_keep(n) drops the row
+    assert engine.soft_max_passes(np.array([below(p_keep), p_keep]), p_keep).tolist() == [True, False]
+
+
+def test_mu2_at_threshold():
+    ctx = context({"mu2": 3})
+    p_mu = float(ctx.probability_tables(2)[1][0, 2])  # 2 kept rows, mu2 3
+    assert run(ctx, synapses(2), Fixed(mu2=[p_mu])).shape[0] == 2  # drop only if p_mu < r_mu2
+    assert run(ctx, synapses(2), Fixed(mu2=[above(p_mu)])).shape[0] == 0
+    assert engine.mu2_drops(np.array([p_mu, above(p_mu)]), p_mu).tolist() == [False, True]
+
+
+def test_soft_max_applies_only_above_the_limit_exactly():
+    ctx = context({"soft_max": 3})
+    assert run(ctx, synapses(3), Fixed(sm=[1.0] * 3)).shape[0] == 3  # n == soft_max: not thinned
+    assert run(ctx, synapses(4), Fixed(sm=[1.0] * 4)).shape[0] == 0  # n = soft_max + 1: thinned
+
+
+# -- the steps and draw providers on their own (as a tuner uses them) ---------------------------
+
+def test_steps_on_their_own_equal_prune_chunk():
+    ctx = context({"f1": 0.6, "soft_max": 3, "mu2": 2, "a3": 0.8})
+    rows = np.concatenate([synapses(7, src=s % 2, dest=2 + s % 2, typ=10) for s in range(6)])
+    src, dest, typ = engine.grouping_columns(ctx, SYNAPSES, rows, 0, 4)
+    key = engine.group_key(ctx, dest, src, typ, 0, 4)
+    groups = engine.segment(key, engine.order_rows(ctx, "synapses", key, src, dest, typ, None), src, dest, typ)
+    pidx = engine.parameter_index(ctx, groups)
+    draws = engine.PhiloxDraws(ctx, SYNAPSES.kind_id, groups, 0, 4)
+    state = engine.decide(ctx, rows, groups, pidx, draws)
+    out, _ = engine.compact(ctx, SYNAPSES, rows, groups, state.keep)
+    assert np.array_equal(out, engine.prune_chunk(ctx, SYNAPSES, rows, 0, 4).rows)
+    assert state.n_keep.sum() == out.shape[0]
+
+
+def test_trace_sees_each_rule_in_order():
+    ctx = context({"f1": 0.5, "a3": 0.5})
+    seen = []
+
+    def trace(starts, sizes, g_src, g_dest, g_typ):
+        return lambda name, keep: seen.append((name, int(keep.sum())))
+
+    rows = synapses(4)
+    engine.prune_chunk(ctx, SYNAPSES, rows, 0, 4, draws=Fixed(a3=[0.1], f1=[0.1, 0.9, 0.1, 0.9]), trace=trace)
+    assert seen == [("rule", 4), ("a3", 4), ("f1", 2), ("soft_max", 2), ("mu2", 2), ("cluster", 2)]
+
+
+def test_distance_values_outside_0_1_warn_once_naming_the_pathway(caplog):
+    ctx = context({"dist_pruning": "2*exp(-d/100e-6)"})  # above 1 near the soma
+    with caplog.at_level("WARNING", logger="gpuprune"):
+        run(ctx, synapses(3, col8=[10, 20, 500]), Fixed(dist=[0.5] * 3))
+        run(ctx, synapses(3, col8=[10, 20, 500]), Fixed(dist=[0.5] * 3))
+    warnings = [r for r in caplog.records if "distance expression" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "A,B GABA" in warnings[0].getMessage() and "cfg.json" in warnings[0].getMessage()
+
+
+def test_distance_values_inside_0_1_do_not_warn(caplog):
+    ctx = context({"dist_pruning": "exp(-d/100e-6)"})
+    with caplog.at_level("WARNING", logger="gpuprune"):
+        run(ctx, synapses(3, col8=[10, 20, 500]), Fixed(dist=[0.5] * 3))
+    assert "distance expression" not in caplog.text
+
+
+def test_distance_nan_warns(caplog):
+    ctx = context({"dist_pruning": "sqrt(d - 1e-4)"})  # NaN below 100 um, 0.01 at 200 um
+    with caplog.at_level("WARNING", logger="gpuprune"):
+        out = run(ctx, synapses(2, col8=[50, 200]), Fixed(dist=[0.0, 0.0]))
+    assert "nan" in caplog.text
+    assert out[:, 8].tolist() == [200]  # r < NaN is false: never kept

@@ -60,6 +60,13 @@ def test_compression_options(tmp_path, compression):
     gpuprune.prune(net, output_file=a, compression=compression, device="cpu")
     with h5py.File(a, "r") as f:
         assert f["network/synapses"].compression == compression
+    # the rows read back equal those of the default (lzf) output, dataset for dataset
+    b = tmp_path / "lzf.hdf5"
+    gpuprune.prune(net, output_file=b, device="cpu")
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for name in ("network/synapses", "network/gap_junctions"):
+            assert fa[name].shape[0] > 0
+            assert np.array_equal(fa[name][()], fb[name][()]), name
 
 
 def test_bad_compression(tmp_path):
@@ -73,6 +80,16 @@ def test_loads_in_snudda(tmp_path):
     gpuprune.prune(data_path("prune3"), output_file=out, device="cpu")
     sl = snudda_load.SnuddaLoad(str(out))
     assert sl.data["num_synapses"] == 360
+    # with a config that prunes, SnuddaLoad sees exactly the kept rows
+    net = data_path("prune3")
+    pruned = tmp_path / "pruned.hdf5"
+    r = gpuprune.prune(net, config_file=net / "network-config-test-1.json", output_file=pruned, device="cpu")
+    assert 0 < r.synapses_after < 360 and 0 < r.gap_junctions_after
+    sl = snudda_load.SnuddaLoad(str(pruned))
+    assert sl.data["num_synapses"] == r.synapses_after
+    assert sl.data["num_gap_junctions"] == r.gap_junctions_after
+    with h5py.File(pruned, "r") as f:
+        assert np.array_equal(sl.data["synapses"][()], f["network/synapses"][()])
 
 
 def test_set_config_prunes_with_the_new_parameters(tmp_path):
