@@ -17,8 +17,8 @@ import pytest
 from gpu_helpers import PHILOX_CASES, case_id, network_path
 
 from gpuprune import engine, rng
-from gpuprune.device import cuda
 from gpuprune.device import emulated as _emulate
+from gpuprune.device import kernels
 from gpuprune.device import program as _device
 from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
 from gpuprune.io.network import Network
@@ -45,13 +45,13 @@ def _build(compiler_name):
     compiler = COMPILERS[compiler_name]()
     if compiler is None:
         pytest.skip(f"{compiler_name} not found")
-    source = cuda.define_block() + "\n" + TWIN_SOURCE.read_text()
+    source = kernels.define_block() + "\n" + TWIN_SOURCE.read_text()
     if compiler_name == "nvcc":
         flags, language = ("-O2", "-shared", "--fmad=false", "-Xcompiler", "-fPIC,-ffp-contract=off"), "cu"
     else:
         flags, language = _emulate.CXX_FLAGS, "c++"
     path = _emulate.compile_shared_library(source, f"gpuprune-twins-{compiler_name}", compiler=compiler,
-                                           flags=flags, include_dirs=(cuda.kernel_dir(),), language=language)
+                                           flags=flags, include_dirs=(kernels.kernel_dir(),), language=language)
     lib = ctypes.CDLL(path)
     lib.twin_philox.argtypes = [I64] + [U32P] * 10
     lib.twin_u01.argtypes = [I64, U32P, U32P, F64P]
