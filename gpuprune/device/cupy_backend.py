@@ -151,23 +151,23 @@ class CupyBackend:
                 raise PinnedOutOfMemory(f"{self.description}: pinned host memory: {exc}") from None
             raise
 
-    def upload(self, host, stream=None, keepalive=None):
+    def upload(self, host, stream=None, keepalive=None, pinned=False):
         """Copy ``host`` to the device; with ``stream``, asynchronously from a pinned buffer.
 
         The pinned buffer is appended to ``keepalive``, which the caller holds until the stream has
-        passed the copy.  ``host`` may already be pinned (:meth:`pinned_empty`): no extra copy then.
+        passed the copy.  ``pinned=True``: ``host`` already is one (:meth:`pinned_empty`), no extra copy.
         """
         host = np.ascontiguousarray(host)
         out = cupy.empty(host.shape, dtype=host.dtype)
         if stream is None:
             out.set(host)
             return out
-        pinned = host if getattr(host, "pinned", False) else None
-        if pinned is None:
-            pinned = self.pinned_empty(host.shape, host.dtype)
-            pinned[...] = host
-        out.set(pinned, stream=stream)
-        keepalive.append(pinned)
+        buffer = host
+        if not pinned:
+            buffer = self.pinned_empty(host.shape, host.dtype)
+            buffer[...] = host
+        out.set(buffer, stream=stream)
+        keepalive.append(buffer)
         return out
 
     def download(self, arr):

@@ -97,13 +97,22 @@ class _DeviceWorker:
 
     # -- stage: runs on the pool's reader thread --------------------------------------------
 
+    def _pinned_rows(self, kind, part):
+        """A pinned host buffer to read a part's rows into (uploaded from without a copy); None if
+        pinned memory is short (the rows are then read into pageable memory)."""
+        try:
+            return self.dev.pinned_empty((part.num_rows, kind.width), np.int32)
+        except self.dev.PinnedOutOfMemory:
+            return None
+
     def stage(self, files, kind, part, fits):
         while not self.slots.acquire(timeout=0.05):  # at most STAGED_CHUNKS sub-chunks resident
             if self.pool.closing.is_set():
                 raise concurrent.futures.CancelledError("the GPU pool is shutting down")
         try:
             t0 = time.perf_counter()
-            rows, _ = read_chunk(files, kind, part, threads=self.pool.read_threads)
+            buffer = self._pinned_rows(kind, part) if fits else None
+            rows, _ = read_chunk(files, kind, part, threads=self.pool.read_threads, out=buffer)
             staged = _Staged(part, fits, rows, time.perf_counter() - t0, self.slots.release)
         except BaseException:
             self.slots.release()
@@ -113,7 +122,8 @@ class _DeviceWorker:
                 dist = _device.distance_tables(self.pool.ctx, kind, rows)
                 with self.dev.device_scope():
                     copy = self.stream("copy")
-                    staged.d_rows = self.dev.upload(rows.reshape(-1), copy, staged.keepalive)
+                    staged.d_rows = self.dev.upload(rows.reshape(-1), copy, staged.keepalive,
+                                                    pinned=buffer is not None)
                     staged.d_dist = {k: self.dev.upload(v, copy, staged.keepalive) for k, v in dist.items()}
                     staged.event = self.dev.record(copy)
             except (self.dev.OutOfMemory, self.dev.PinnedOutOfMemory):  # the compute thread splits it

@@ -157,9 +157,9 @@ class EmulatedBackend:
         self._maybe_fail("pinned", int(np.prod(shape)) * np.dtype(dtype).itemsize)
         return np.empty(shape, dtype=dtype)
 
-    def upload(self, host, stream=None, keepalive=None):
-        """Copy a host array to the device (``stream`` and ``keepalive`` as in the CuPy backend)."""
-        if stream is not None:
+    def upload(self, host, stream=None, keepalive=None, pinned=False):
+        """Copy a host array to the device (``stream``, ``keepalive``, ``pinned`` as in the CuPy backend)."""
+        if stream is not None and not pinned:
             keepalive.append(self.pinned_empty(host.shape, host.dtype))
         self._maybe_fail("upload", host.nbytes)
         self._reserve(0, host.nbytes)
