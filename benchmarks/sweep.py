@@ -61,13 +61,23 @@ def tree_rss_bytes(pid):
 
 
 class DeviceMemorySampler:
-    """Peak memory used on GPU 0 above what was in use before (NVML, sampled every 10 ms)."""
+    """Peak memory used on CUDA device 0 above what was in use before (NVML, sampled every 10 ms).
+
+    The NVML handle is found by the device's PCI bus id (NVML numbers devices in PCI order, CUDA
+    may not), and CuPy's memory pools are emptied before the base is sampled, so that memory cached
+    from a warm-up run does not hide the peak."""
 
     def __enter__(self):
+        import cupy
         import pynvml
 
+        from gpuprune.device import cupy_backend
+
+        cupy.cuda.Device(0).synchronize()
+        cupy.get_default_memory_pool().free_all_blocks()
+        cupy.get_default_pinned_memory_pool().free_all_blocks()
         pynvml.nvmlInit()
-        self._nvml, self._handle = pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
+        self._nvml, self._handle = pynvml, cupy_backend.nvml_handle(pynvml, 0)
         self._base = self._used()
         self.peak, self._done = 0, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)

@@ -124,10 +124,10 @@ def _warn_without_lzf():
 
 def _gpu_available():
     try:
-        from gpuprune.device import cuda
+        from gpuprune.device import cupy_backend
     except ImportError:
         return False
-    return cuda.device_count() > 0
+    return cupy_backend.device_count() > 0
 
 
 class Pruner:
@@ -197,7 +197,7 @@ class Pruner:
             Rows per chunk (default: 1 M, less to give every worker several chunks).
         workers : int, optional
             Worker processes (default: one per available core).  On the GPU path: the threads
-            that decode the input (default one per core, at most ``cuda.READ_THREADS``).
+            that decode the input (default one per core, at most ``gpuprune.device.pool.READ_THREADS``).
         executor : concurrent.futures.Executor, optional
             Run chunk tasks on this executor instead of a local process pool.
         compression : {"lzf", "gzip", None}
@@ -258,11 +258,11 @@ class Pruner:
         totals = {k: net.num_rows(k) for k in ("synapses", "gap_junctions")}
         gpu_pool = None
         if device == "gpu":
-            from gpuprune.device import cuda
+            from gpuprune.device import pool
 
             options = {k: v for k, v in (("gpus", gpus), ("memory_limit", gpu_memory), ("read_threads", workers))
                        if v is not None}
-            gpu_pool = cuda.GpuPool(ctx, net, **options)
+            gpu_pool = pool.GpuPool(ctx, net, **options)
         try:
             plans = {}
             for kind in (SYNAPSES, GAP_JUNCTIONS):

@@ -1,4 +1,4 @@
-// gpuprune: run CUDA kernels on the host (the emulated device of gpuprune._emulate).
+// gpuprune: run CUDA kernels on the host (the emulated device of gpuprune.device.emulated).
 //
 // Included before the kernel sources when they are compiled with a plain C++
 // compiler: CUDA's qualifiers expand to nothing, blockIdx/threadIdx/blockDim/gridDim

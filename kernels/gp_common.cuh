@@ -26,10 +26,7 @@ static_assert(sizeof(gp_u8) == 1 && sizeof(gp_i32) == 4 && sizeof(gp_u32) == 4 &
 #define GP_HD inline
 #endif
 
-// The generated #define block (gpuprune.cuda.kernel_defines) comes first in the source CuPy
-// compiles; a standalone build takes the same block from gp_defines.cuh.
-#if !defined(GP_KEY_TAG)
-#include "gp_defines.cuh"
-#endif
+// The generated constants and argument structs (gpuprune.device.kernels.define_block) are in
+// gp_defines.cuh, which includes this file; the kernel headers include gp_defines.cuh.
 
 #endif  // GPUPRUNE_GP_COMMON_CUH

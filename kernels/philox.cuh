@@ -1,6 +1,6 @@
 // gpuprune: Philox4x32-10 and the draw layout of DESIGN §4, for host and device.
 //
-// Bit-exact twin of gpuprune/rng.py.  A call maps a 128-bit counter (c0..c3) and a
+// Bit-exact twin of gpuprune/rng/philox.py.  A call maps a 128-bit counter (c0..c3) and a
 // 64-bit key (k0, k1) to four 32-bit words through ten rounds; u(a, b) turns two
 // words into a double in [0, 1) with 53 random bits.  Only integer operations and
 // one exact scaling by 2**-53 are used, so every compiler gives the same bits.
@@ -10,7 +10,7 @@
 #ifndef GPUPRUNE_PHILOX_CUH
 #define GPUPRUNE_PHILOX_CUH
 
-#include "gp_common.cuh"
+#include "gp_defines.cuh"
 
 #define GP_PHILOX_M0 0xD2511F53u
 #define GP_PHILOX_M1 0xCD9E8D57u

@@ -1,10 +1,10 @@
-// gpuprune: the kernels of the device engine (gpuprune/cuda.py drives them).
+// gpuprune: the kernels of the device engine (gpuprune/device/program.py drives them).
 //
 // One chunk = every putative row onto a dest-neuron range, in file order.  The host
 // sorts rows by the packed key these kernels build (cupy.argsort: a stable radix
 // sort), finds group starts with cupy.flatnonzero, and launches, in this order:
 //   gp_build_keys      one thread per row    key (dest - dest_lo, src, type), input checks
-//   gp_group_starts    one thread per row    1 where a new group starts in sorted order
+//   gp_group_starts    one thread per row    1 where a new group starts in sorted order; checks the sort
 //   gp_group_init      one thread per group  size, parameter set, a3, r check, pathway code
 //   gp_row_rules       one thread per row    f1 and distance rule
 //   gp_group_limits    one thread per group  soft_max and mu2
@@ -12,261 +12,230 @@
 //   gp_cluster_select  one thread per row    cluster pruning: keep the n most clustered
 //   gp_gather          one thread per kept row  compaction + shared parameter id
 //   gp_stats           one thread per group  per-pathway counts
-// Rule logic lives in prune_rules.cuh.  No kernel uses shared memory, warp
-// primitives or barriers; the only cross-thread effects are integer atomics whose
-// result does not depend on thread order (atomicOr of error bits, atomicMin of the
-// first bad group, atomicAdd of counts), so running the grid on the host
-// (gpuprune._emulate) gives the same bytes.
+// Every kernel takes one argument, the struct gp_args generated from gpuprune/device/abi.py
+// (fields a kernel does not use may be null).  Rule logic lives in prune_rules.cuh.  No
+// kernel uses shared memory, warp primitives or barriers; the only cross-thread effects are
+// integer atomics whose result does not depend on thread order (atomicOr of error bits,
+// atomicMin of the first bad group, atomicAdd of counts), so running the grid on the host
+// (gpuprune.device.emulated) gives the same bytes.
 //
-// Compile-time constants (columns, flags, Philox tags) come from the #define block
-// gpuprune.cuda.kernel_defines() generates, placed before this file.
-#include "gp_common.cuh"
+// Compile-time constants and the structs come from the block gpuprune.device.kernels.define_block()
+// generates, placed before this file (kernels/gp_defines.cuh for standalone builds).
+#include "gp_defines.cuh"
 #include "philox.cuh"
 #include "prune_rules.cuh"
 
 #define GP_THREAD_INDEX() ((gp_i64)blockIdx.x * (gp_i64)blockDim.x + (gp_i64)threadIdx.x)
 
-// Philox key of every neuron 0 .. n-1 (once per run).
-extern "C" __global__ void gp_neuron_keys(gp_i64 n, gp_u64 seed, gp_u32* key0, gp_u32* key1) {
+// Philox key of every neuron 0 .. num_neurons-1 (once per run).
+extern "C" __global__ void gp_neuron_keys(const gp_args a) {
     const gp_i64 d = GP_THREAD_INDEX();
-    if (d >= n) {
+    if (d >= a.num_neurons) {
         return;
     }
-    gp_neuron_key(seed, (gp_u32)d, &key0[d], &key1[d]);
+    gp_neuron_key(a.seed, (gp_u32)d, &a.key0[d], &a.key1[d]);
 }
 
 // Packed group key per row: (dest - dest_lo) << dest_shift | src << 16 | type, which
 // sorts by (dest, src, type); dest_shift = 16 + bits(num_neurons - 1) and the host
 // keeps the dest range small enough that the key fits 64 bits.  Rows naming neurons
 // outside the chunk or the network, or types outside 0 .. 2**16-1, set error bits.
-extern "C" __global__ void gp_build_keys(gp_i64 n, const gp_i32* rows, gp_i32 width, gp_i32 is_synapse,
-                                         gp_i64 dest_lo, gp_i64 dest_hi, gp_i64 num_neurons,
-                                         gp_i32 dest_shift, gp_u64* key, gp_u32* error) {
+extern "C" __global__ void gp_build_keys(const gp_args a) {
     const gp_i64 i = GP_THREAD_INDEX();
-    if (i >= n) {
+    if (i >= a.n) {
         return;
     }
     gp_i64 src, dest, type;
-    gp_row_fields(rows, width, i, is_synapse, &src, &dest, &type);
+    gp_row_fields(a.rows, a.width, i, a.is_synapse, &src, &dest, &type);
     gp_u32 bad = 0;
-    if (dest < dest_lo || dest >= dest_hi || src < 0 || src >= num_neurons) {
+    if (dest < a.dest_lo || dest >= a.dest_hi || src < 0 || src >= a.num_neurons) {
         bad |= GP_ERR_NEURON;
     }
     if (type < 0 || type >= 65536) {
         bad |= GP_ERR_TYPE;
     }
     if (bad) {
-        atomicOr(error, bad);
-        key[i] = 0;
+        atomicOr(a.error, bad);
+        a.key[i] = 0;
         return;
     }
-    key[i] = ((gp_u64)(dest - dest_lo) << dest_shift) | ((gp_u64)src << 16) | (gp_u64)type;
+    a.key[i] = ((gp_u64)(dest - a.dest_lo) << a.dest_shift) | ((gp_u64)src << 16) | (gp_u64)type;
 }
 
-// 1 where sorted position i starts a group (its key differs from the previous one).
-extern "C" __global__ void gp_group_starts(gp_i64 n, const gp_u64* key, const gp_i64* order,
-                                           gp_u8* is_start) {
+// 1 where sorted position i starts a group (its key differs from the previous one).  A key
+// smaller than the previous one means the sort failed (e.g. CuPy <= 14.0 sorting into a NULL
+// workspace after an allocation failure): GP_ERR_UNSORTED, so a wrong order never passes.
+extern "C" __global__ void gp_group_starts(const gp_args a) {
     const gp_i64 i = GP_THREAD_INDEX();
-    if (i >= n) {
+    if (i >= a.n) {
         return;
     }
-    is_start[i] = (i == 0 || key[order[i]] != key[order[i - 1]]) ? 1 : 0;
+    const gp_i64 r = a.order[i];
+    if (r < 0 || r >= a.n) {
+        atomicOr(a.error, GP_ERR_UNSORTED);
+        a.is_start[i] = 1;
+        return;
+    }
+    if (i == 0) {
+        a.is_start[i] = 1;
+        return;
+    }
+    const gp_i64 q = a.order[i - 1];
+    const gp_u64 prev = (q >= 0 && q < a.n) ? a.key[q] : 0;
+    if (a.key[r] < prev) {
+        atomicOr(a.error, GP_ERR_UNSORTED);
+    }
+    a.is_start[i] = a.key[r] != prev ? 1 : 0;
 }
 
 // Per group: its size, parameter set, a3 decision, pathway code, the group id of its
 // rows, and (distance-pruned groups) the r = d / max_soma_distance_dend check.
-extern "C" __global__ void gp_group_init(gp_i64 n_groups, gp_i64 n, const gp_i64* starts,
-                                         const gp_i64* order, const gp_i32* rows, gp_i32 width,
-                                         gp_i32 is_synapse, gp_u32 kind, const gp_i32* lut,
-                                         gp_i32 lut_types, gp_i32 lut_channels, const gp_u8* flags,
-                                         const double* a3, const gp_i32* dist_index,
-                                         const gp_i32* neuron_type, const gp_i64* unit,
-                                         const double* msd, gp_i32 has_msd, const gp_u32* key0,
-                                         const gp_u32* key1, gp_i32 code_types, gp_i32 max_channel,
-                                         gp_i64* size, gp_i32* pset, gp_u8* alive, gp_i64* code,
-                                         gp_i64* row_group, gp_u64* bad_group) {
+extern "C" __global__ void gp_group_init(const gp_args a) {
     const gp_i64 g = GP_THREAD_INDEX();
-    if (g >= n_groups) {
+    if (g >= a.n_groups) {
         return;
     }
-    const gp_i64 start = starts[g];
-    const gp_i64 end = g + 1 < n_groups ? starts[g + 1] : n;
-    size[g] = end - start;
+    const gp_i64 start = a.starts[g];
+    const gp_i64 end = g + 1 < a.n_groups ? a.starts[g + 1] : a.n;
+    a.size[g] = end - start;
     for (gp_i64 i = start; i < end; ++i) {
-        row_group[i] = g;
+        a.row_group[i] = g;
     }
     gp_i64 src, dest, type;
-    gp_row_fields(rows, width, order[start], is_synapse, &src, &dest, &type);
-    const gp_i64 ch = type < 0 ? 0 : (type > max_channel ? max_channel : type);
-    code[g] = ((gp_i64)neuron_type[src] * code_types + neuron_type[dest]) * (gp_i64)(max_channel + 1) + ch;
-
-    gp_rules R = {};
-    R.lut = lut;
-    R.lut_types = lut_types;
-    R.lut_channels = lut_channels;
-    R.flags = flags;
-    R.a3 = a3;
-    const gp_i32 p = gp_parameter_set(R, neuron_type[src], neuron_type[dest], type, unit[src] != unit[dest]);
-    pset[g] = p;
+    gp_row_fields(a.rows, a.width, a.order[start], a.is_synapse, &src, &dest, &type);
+    const gp_i64 ch = type < 0 ? 0 : (type > a.max_channel ? a.max_channel : type);
+    a.code[g] = ((gp_i64)a.neuron_type[src] * a.code_types + a.neuron_type[dest]) * (gp_i64)(a.max_channel + 1)
+                + ch;
+    const gp_rules& R = a.rules;
+    const gp_i32 p = gp_parameter_set(R, a.neuron_type[src], a.neuron_type[dest], type,
+                                      a.unit[src] != a.unit[dest]);
+    a.pset[g] = p;
     if (p < 0) {
-        alive[g] = 0;
+        a.alive[g] = 0;
         return;
     }
-    if (has_msd && dist_index[p] >= 0) {
-        gp_i32 lo = rows[order[start] * (gp_i64)width + GP_COL_DIST], hi = lo;
+    if (a.has_msd && R.dist_index[p] >= 0) {
+        gp_i32 lo = a.rows[a.order[start] * (gp_i64)a.width + GP_COL_DIST], hi = lo;
         for (gp_i64 i = start + 1; i < end; ++i) {
-            const gp_i32 c8 = rows[order[i] * (gp_i64)width + GP_COL_DIST];
+            const gp_i32 c8 = a.rows[a.order[i] * (gp_i64)a.width + GP_COL_DIST];
             lo = c8 < lo ? c8 : lo;
             hi = c8 > hi ? c8 : hi;
         }
-        if (!gp_relative_distance_ok(lo, hi, msd[dest])) {
-            atomicMin(bad_group, (gp_u64)g);
+        if (!gp_relative_distance_ok(lo, hi, a.msd[dest])) {
+            atomicMin(a.bad_group, (gp_u64)g);
         }
     }
     bool live = true;
-    if (flags[p] & GP_HAS_A3) {
+    if (R.flags[p] & GP_HAS_A3) {
         double r_a3, r_mu2;
-        gp_group_draws(key0[dest], key1[dest], (gp_u32)src, gp_type_word((gp_u32)type, kind), &r_a3, &r_mu2);
+        gp_group_draws(a.key0[dest], a.key1[dest], (gp_u32)src, gp_type_word((gp_u32)type, a.kind), &r_a3,
+                       &r_mu2);
         live = !gp_a3_drops(R, p, r_a3);
     }
-    alive[g] = live ? 1 : 0;
+    a.alive[g] = live ? 1 : 0;
 }
 
 // Per sorted row: rule 2 (f1 and distance) for rows of live groups.
-extern "C" __global__ void gp_row_rules(gp_i64 n, const gp_i64* order, const gp_i32* rows, gp_i32 width,
-                                        gp_i32 is_synapse, gp_u32 kind, const gp_i64* row_group,
-                                        const gp_i64* starts, const gp_i32* pset, const gp_u8* alive,
-                                        const gp_u8* flags, const double* f1, const gp_i32* dist_index,
-                                        const gp_i32* dist_mode, const gp_i64* dist_lo,
-                                        const gp_i64* dist_offset, const double* dist_p,
-                                        const gp_u32* key0, const gp_u32* key1, gp_u8* keep,
-                                        gp_u8* cand) {
+extern "C" __global__ void gp_row_rules(const gp_args a) {
     const gp_i64 i = GP_THREAD_INDEX();
-    if (i >= n) {
+    if (i >= a.n) {
         return;
     }
-    const gp_i64 g = row_group[i];
-    if (!alive[g]) {
-        keep[i] = 0;
-        cand[i] = 0;
+    const gp_i64 g = a.row_group[i];
+    if (!a.alive[g]) {
+        a.keep[i] = 0;
+        a.cand[i] = 0;
         return;
     }
-    const gp_i64 r = order[i];
+    const gp_i64 r = a.order[i];
     gp_i64 src, dest, type;
-    gp_row_fields(rows, width, r, is_synapse, &src, &dest, &type);
-    gp_rules R = {};
-    R.flags = flags;
-    R.f1 = f1;
-    R.dist_index = dist_index;
-    gp_dist_tables D;
-    D.mode = dist_mode;
-    D.lo = dist_lo;
-    D.offset = dist_offset;
-    D.p = dist_p;
-    gp_row_decide(R, D, pset[g], key0[dest], key1[dest], (gp_u32)src, (gp_u32)(i - starts[g]),
-                  gp_type_word((gp_u32)type, kind), rows[r * (gp_i64)width + GP_COL_DIST], r, &keep[i],
-                  &cand[i]);
+    gp_row_fields(a.rows, a.width, r, a.is_synapse, &src, &dest, &type);
+    gp_row_decide(a.rules, a.dist, a.pset[g], a.key0[dest], a.key1[dest], (gp_u32)src, (gp_u32)(i - a.starts[g]),
+                  gp_type_word((gp_u32)type, a.kind), a.rows[r * (gp_i64)a.width + GP_COL_DIST], r, &a.keep[i],
+                  &a.cand[i]);
 }
 
 // Per live group: rules 3 and 4 (soft_max, mu2); records the rows kept and whether
 // cluster pruning (rule 5) applies.
-extern "C" __global__ void gp_group_limits(gp_i64 n_groups, const gp_i64* starts, const gp_i64* size,
-                                           const gp_i64* order, const gp_i32* rows, gp_i32 width,
-                                           gp_i32 is_synapse, gp_u32 kind, const gp_i32* pset,
-                                           const gp_u8* alive, const gp_u8* flags, const double* soft_max,
-                                           const double* p_keep, const double* p_mu, gp_i64 table_stride,
-                                           const gp_u32* key0, const gp_u32* key1, gp_u8* keep,
-                                           gp_i64* n_keep, gp_u8* cluster) {
+extern "C" __global__ void gp_group_limits(const gp_args a) {
     const gp_i64 g = GP_THREAD_INDEX();
-    if (g >= n_groups) {
+    if (g >= a.n_groups) {
         return;
     }
-    cluster[g] = 0;
-    if (!alive[g]) {
-        n_keep[g] = 0;
+    a.cluster[g] = 0;
+    if (!a.alive[g]) {
+        a.n_keep[g] = 0;
         return;
     }
-    const gp_i64 start = starts[g];
+    const gp_i64 start = a.starts[g];
     gp_i64 src, dest, type;
-    gp_row_fields(rows, width, order[start], is_synapse, &src, &dest, &type);
-    gp_rules R = {};
-    R.flags = flags;
-    R.soft_max = soft_max;
-    R.p_keep = p_keep;
-    R.p_mu = p_mu;
-    R.table_stride = table_stride;
-    const gp_i32 p = pset[g];
-    const gp_i64 kept = gp_soft_max_mu2(R, p, key0[dest], key1[dest], (gp_u32)src,
-                                        gp_type_word((gp_u32)type, kind), keep + start, size[g]);
-    n_keep[g] = kept;
-    cluster[g] = ((flags[p] & GP_CLUSTER) && kept > 0) ? 1 : 0;
+    gp_row_fields(a.rows, a.width, a.order[start], a.is_synapse, &src, &dest, &type);
+    const gp_i32 p = a.pset[g];
+    const gp_i64 kept = gp_soft_max_mu2(a.rules, p, a.key0[dest], a.key1[dest], (gp_u32)src,
+                                        gp_type_word((gp_u32)type, a.kind), a.keep + start, a.size[g]);
+    a.n_keep[g] = kept;
+    a.cluster[g] = ((a.rules.flags[p] & GP_CLUSTER) && kept > 0) ? 1 : 0;
 }
 
 // Per sorted row of a cluster-pruned group: its neighbour count among the candidates.
-extern "C" __global__ void gp_cluster_counts(gp_i64 n, const gp_i64* order, const gp_i32* rows,
-                                             gp_i32 width, const gp_i64* row_group, const gp_i64* starts,
-                                             const gp_i64* size, const gp_u8* cluster, const gp_u8* cand,
-                                             double threshold, gp_i64* count) {
+extern "C" __global__ void gp_cluster_counts(const gp_args a) {
     const gp_i64 i = GP_THREAD_INDEX();
-    if (i >= n) {
+    if (i >= a.n) {
         return;
     }
-    const gp_i64 g = row_group[i];
-    if (!cluster[g] || !cand[i]) {
-        count[i] = 0;
+    const gp_i64 g = a.row_group[i];
+    if (!a.cluster[g] || !a.cand[i]) {
+        a.count[i] = 0;
         return;
     }
-    count[i] = gp_cluster_count(rows, width, order, cand, starts[g], size[g], i, threshold);
+    a.count[i] = gp_cluster_count(a.rows, a.width, a.order, a.cand, a.starts[g], a.size[g], i,
+                                  a.cluster_threshold);
 }
 
 // Per sorted row of a cluster-pruned group: keep the n_keep most clustered candidates.
-extern "C" __global__ void gp_cluster_select(gp_i64 n, const gp_i64* row_group, const gp_i64* starts,
-                                             const gp_i64* size, const gp_u8* cluster, const gp_u8* cand,
-                                             const gp_i64* count, const gp_i64* n_keep, gp_u8* keep) {
+extern "C" __global__ void gp_cluster_select(const gp_args a) {
     const gp_i64 i = GP_THREAD_INDEX();
-    if (i >= n) {
+    if (i >= a.n) {
         return;
     }
-    const gp_i64 g = row_group[i];
-    if (!cluster[g]) {
+    const gp_i64 g = a.row_group[i];
+    if (!a.cluster[g]) {
         return;
     }
-    keep[i] = (cand[i] && gp_cluster_keeps(count, cand, starts[g], size[g], i, n_keep[g])) ? 1 : 0;
+    a.keep[i] = (a.cand[i] && gp_cluster_keeps(a.count, a.cand, a.starts[g], a.size[g], i, a.n_keep[g])) ? 1 : 0;
 }
 
 // Compaction: output row j is the kept row kept[j] (sorted position); with parameter-id
 // sharing, synapses take the parameter id of their group's first row in file order.
-extern "C" __global__ void gp_gather(gp_i64 m, const gp_i64* kept, const gp_i64* order, const gp_i32* rows,
-                                     gp_i32 width, const gp_i64* row_group, const gp_i64* starts,
-                                     gp_i32 share_parameter_id, gp_i32* out) {
+extern "C" __global__ void gp_gather(const gp_args a) {
     const gp_i64 j = GP_THREAD_INDEX();
-    if (j >= m) {
+    if (j >= a.m) {
         return;
     }
-    const gp_i64 i = kept[j];
-    const gp_i32* src = rows + order[i] * (gp_i64)width;
-    gp_i32* dst = out + j * (gp_i64)width;
-    for (gp_i32 c = 0; c < width; ++c) {
+    const gp_i64 i = a.kept[j];
+    const gp_i32* src = a.rows + a.order[i] * (gp_i64)a.width;
+    gp_i32* dst = a.out + j * (gp_i64)a.width;
+    for (gp_i32 c = 0; c < a.width; ++c) {
         dst[c] = src[c];
     }
-    if (share_parameter_id) {
-        dst[GP_COL_PARAM] = rows[order[starts[row_group[i]]] * (gp_i64)width + GP_COL_PARAM];
+    if (a.share_parameter_id) {
+        dst[GP_COL_PARAM] = a.rows[a.order[a.starts[a.row_group[i]]] * (gp_i64)a.width + GP_COL_PARAM];
     }
 }
 
 // Per-pathway counts (engine.ChunkResult.stats): putative rows, kept rows, putative
 // pairs, connected pairs; stats is (4, code_size) row-major.
-extern "C" __global__ void gp_stats(gp_i64 n_groups, const gp_i64* code, const gp_i64* size,
-                                    const gp_i64* n_keep, gp_i64 code_size, gp_u64* stats) {
+extern "C" __global__ void gp_stats(const gp_args a) {
     const gp_i64 g = GP_THREAD_INDEX();
-    if (g >= n_groups) {
+    if (g >= a.n_groups) {
         return;
     }
-    const gp_i64 c = code[g];
-    atomicAdd(&stats[c], (gp_u64)size[g]);
-    atomicAdd(&stats[code_size + c], (gp_u64)n_keep[g]);
-    atomicAdd(&stats[2 * code_size + c], (gp_u64)1);
-    if (n_keep[g] > 0) {
-        atomicAdd(&stats[3 * code_size + c], (gp_u64)1);
+    const gp_i64 c = a.code[g];
+    const gp_i64 cs = a.code_size;
+    atomicAdd(&a.stats[c], (gp_u64)a.size[g]);
+    atomicAdd(&a.stats[cs + c], (gp_u64)a.n_keep[g]);
+    atomicAdd(&a.stats[2 * cs + c], (gp_u64)1);
+    if (a.n_keep[g] > 0) {
+        atomicAdd(&a.stats[3 * cs + c], (gp_u64)1);
     }
 }

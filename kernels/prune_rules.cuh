@@ -8,37 +8,16 @@
 //
 // The functions touch one row or one group and never communicate across threads,
 // so the kernels of prune.cu (one thread per row or per group) can run on the host
-// unchanged (gpuprune._emulate) and the host-twin tests can call them directly.
+// unchanged (gpuprune.device.emulated) and the host-twin tests can call them directly.
 #ifndef GPUPRUNE_PRUNE_RULES_CUH
 #define GPUPRUNE_PRUNE_RULES_CUH
 
-#include "gp_common.cuh"
+#include "gp_defines.cuh"
 #include "philox.cuh"
 
-// Parameter-set tables (gpuprune.cuda.RuleTables); pointers a kernel does not use may be null.
-struct gp_rules {
-    const gp_i32* lut;       // (lut_types, lut_types, lut_channels, 2) parameter-set index, -1: none
-    gp_i32 lut_types;
-    gp_i32 lut_channels;
-    const gp_u8* flags;      // GP_HAS_SOFT_MAX | GP_HAS_MU2 | GP_HAS_A3 | GP_CLUSTER | GP_ROW_DRAW
-    const double* f1;
-    const double* soft_max;
-    const double* a3;
-    const gp_i32* dist_index;  // distance expression of the set, -1: none
-    const double* p_keep;      // (sets, table_stride): soft_max keep probability by kept rows n
-    const double* p_mu;        // (sets, table_stride): mu2 survival probability by kept rows n
-    gp_i64 table_stride;
-};
-
-// p(d) tables of one chunk, one per distance expression e: GP_DIST_DENSE tables hold
-// p for column-8 values lo[e], lo[e] + 1, ...; GP_DIST_PER_ROW tables hold p for each
-// row of the chunk in file order (expressions in r, or very sparse column-8 values).
-struct gp_dist_tables {
-    const gp_i32* mode;
-    const gp_i64* lo;
-    const gp_i64* offset;  // start of table e in p
-    const double* p;
-};
+// gp_rules (parameter-set and probability tables) and gp_dist_tables (p(d) tables of one chunk)
+// are generated from gpuprune/device/abi.py into gp_defines.cuh; pointers a kernel does not use
+// may be null.
 
 // A row's (src, dest, channel type); gap junctions have type GP_GAP_JUNCTION_TYPE.
 GP_HD void gp_row_fields(const gp_i32* rows, gp_i32 width, gp_i64 r, gp_i32 is_synapse, gp_i64* src,
@@ -59,9 +38,32 @@ GP_HD gp_i32 gp_parameter_set(const gp_rules& R, gp_i32 pre_type, gp_i32 post_ty
     return R.lut[cell + (other_unit ? 1 : 0)];
 }
 
+// Each rule's decision from its draw, on its own, so that tests can pin a draw at the exact
+// threshold (tests/device/test_host_twins.py): the comparisons are those of the NumPy engine.
+
 // Rule 1 (a3): drop the whole group if r_a3 > a3.
 GP_HD bool gp_a3_drops(const gp_rules& R, gp_i32 p, double r_a3) {
     return (R.flags[p] & GP_HAS_A3) && r_a3 > R.a3[p];
+}
+
+// Rule 2 (f1): a row stays if r_f1 < f1.
+GP_HD bool gp_f1_keeps(const gp_rules& R, gp_i32 p, double r_f1) {
+    return r_f1 < R.f1[p];
+}
+
+// Rule 2 (distance): a row stays if r_dist < p(d).
+GP_HD bool gp_distance_keeps(double r_dist, double p_d) {
+    return r_dist < p_d;
+}
+
+// Rule 3 (soft_max): a kept row stays if its draw is below the keep probability p_keep(n).
+GP_HD bool gp_soft_max_keeps(double r_soft_max, double p_keep) {
+    return r_soft_max < p_keep;
+}
+
+// Rule 4 (mu2): drop the group of n kept rows if p_mu(n) < r_mu2.
+GP_HD bool gp_mu2_drops(const gp_rules& R, gp_i32 p, gp_i64 n, double r_mu2) {
+    return R.p_mu[(gp_i64)p * R.table_stride + n] < r_mu2;
 }
 
 // r = d / max_soma_distance_dend must lie in 0..1 for every row of a distance-pruned
@@ -94,11 +96,11 @@ GP_HD void gp_row_decide(const gp_rules& R, const gp_dist_tables& D, gp_i32 p, g
     }
     double r_f1, r_dist;
     gp_row_draws(k0, k1, src, k, tword, &r_f1, &r_dist);
-    bool ok = r_f1 < R.f1[p];
+    bool ok = gp_f1_keeps(R, p, r_f1);
     bool passed = true;
     const gp_i32 e = R.dist_index[p];
     if (e >= 0) {
-        passed = r_dist < gp_distance_probability(D, e, c8, file_row);
+        passed = gp_distance_keeps(r_dist, gp_distance_probability(D, e, c8, file_row));
         ok = ok && passed;
     }
     *keep = ok ? 1 : 0;
@@ -120,7 +122,7 @@ GP_HD gp_i64 gp_soft_max_mu2(const gp_rules& R, gp_i32 p, gp_u32 k0, gp_u32 k1, 
         n = 0;
         for (gp_i64 k = 0; k < size; ++k) {
             if (keep[k]) {
-                keep[k] = gp_row_draw_soft_max(k0, k1, src, (gp_u32)k, tword) < threshold ? 1 : 0;
+                keep[k] = gp_soft_max_keeps(gp_row_draw_soft_max(k0, k1, src, (gp_u32)k, tword), threshold) ? 1 : 0;
                 n += keep[k];
             }
         }
@@ -128,7 +130,7 @@ GP_HD gp_i64 gp_soft_max_mu2(const gp_rules& R, gp_i32 p, gp_u32 k0, gp_u32 k1, 
     if (flags & GP_HAS_MU2) {
         double r_a3, r_mu2;
         gp_group_draws(k0, k1, src, tword, &r_a3, &r_mu2);
-        if (R.p_mu[(gp_i64)p * R.table_stride + n] < r_mu2) {
+        if (gp_mu2_drops(R, p, n, r_mu2)) {
             for (gp_i64 k = 0; k < size; ++k) {
                 keep[k] = 0;
             }

@@ -62,7 +62,7 @@ def data():
     return data_path()
 
 
-# -- GPU backend (tests/test_gpu*.py, test_host_twins.py, test_kernels_compile.py) --------------
+# -- GPU backend (tests/device/) --------------
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -99,17 +99,17 @@ def cpu_reference(tmp_path_factory):
 def emulated_gpu(monkeypatch):
     """``configure(**pool_options)``: ``device="gpu"`` then runs on emulated GPUs; returns the pools made."""
     from gpuprune import api
-    from gpuprune.device import cuda
+    from gpuprune.device import pool as gpu_pool
 
     def configure(**options):
-        pools, real = [], cuda.GpuPool
+        pools, real = [], gpu_pool.GpuPool
 
         def make(ctx, net, **kw):
             pool = real(ctx, net, emulate=True, **{**options, **kw})
             pools.append(pool)
             return pool
 
-        monkeypatch.setattr(cuda, "GpuPool", make)
+        monkeypatch.setattr(gpu_pool, "GpuPool", make)
         monkeypatch.setattr(api, "_gpu_available", lambda: True)
         return pools
 

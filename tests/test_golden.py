@@ -122,7 +122,7 @@ def run_case(case, tmp):
                        **{"workers": 1, **options})
     elif how == "emulated":
         from gpuprune import api
-        from gpuprune.device import cuda
+        from gpuprune.device import pool as cuda
 
         real = cuda.GpuPool
         saved = api._gpu_available, cuda.GpuPool

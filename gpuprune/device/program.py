@@ -1,22 +1,20 @@
 """The device engine: one chunk pruned by the kernels of ``kernels/prune.cu``.
 
-The algorithm is written once against a small *backend* object that owns the
-device arrays and launches kernels: :class:`gpuprune.cuda.CupyBackend` on a
-GPU, :class:`gpuprune._emulate.EmulatedBackend` (NumPy arrays, the same
-kernels compiled for the host) everywhere else.  It follows the NumPy engine
-(:func:`gpuprune.engine.prune_chunk`) step for step, so philox-mode output is
-byte-identical:
+The algorithm is written once against a backend (:class:`gpuprune.device.backend.DeviceBackend`):
+:class:`gpuprune.device.cupy_backend.CupyBackend` on a GPU,
+:class:`gpuprune.device.emulated.EmulatedBackend` (NumPy arrays, the same kernels compiled for the
+host) everywhere else.  It follows the NumPy engine (:func:`gpuprune.engine.prune_chunk`) step for
+step, so philox-mode output is byte-identical:
 
 1. key: pack (dest - dest_lo, src, type) into one uint64 per row;
 2. order: a stable argsort of the keys (one radix sort on a GPU);
-3. segment: group starts where the sorted key changes;
-4. decide: a3, f1 + distance, soft_max, mu2, cluster pruning, in kernels that
-   compare Philox draws with parameters and host-built probability tables;
+3. segment: group starts where the sorted key changes (and a check that it never decreases);
+4. decide: a3, f1 + distance, soft_max, mu2, cluster pruning, in kernels that compare Philox draws
+   with parameters and host-built probability tables;
 5. compact: gather the kept rows, with the group's parameter id.
 
-A backend provides: ``empty``, ``zeros``, ``upload``, ``download``,
-``argsort`` (stable), ``flatnonzero``, ``max_int``, ``launch``, stream and
-event helpers, and ``OutOfMemory`` (the exception a failed allocation raises).
+Every kernel takes the one argument struct of :mod:`gpuprune.device.abi`, filled here as an
+:class:`abi.Args`; the allocations are those :data:`gpuprune.device.memory.WORK_ALLOCATIONS` counts.
 """
 
 import threading
@@ -24,45 +22,25 @@ import threading
 import numpy as np
 
 from gpuprune import engine
+from gpuprune.device import abi, memory
+from gpuprune.device.abi import (
+    DIST_DENSE,
+    DIST_PER_ROW,
+    ERR_NEURON,
+    ERR_TYPE,
+    ERR_UNSORTED,
+    FLAG_CLUSTER,
+    FLAG_HAS_A3,
+    FLAG_HAS_MU2,
+    FLAG_HAS_SOFT_MAX,
+    FLAG_ROW_DRAW,
+    NO_GROUP,
+    TYPE_BITS,
+)
 from gpuprune.engine.groups import bits as _bits
 from gpuprune.engine.pathway import PathwayCodes
-from gpuprune.errors import InputError
+from gpuprune.errors import DeviceError, InputError
 from gpuprune.rng.philox import KIND_SYNAPSE
-
-#: parameter-set flag bits (``#define``d for the kernels by :func:`gpuprune.cuda.kernel_defines`).
-FLAG_HAS_SOFT_MAX = 1
-FLAG_HAS_MU2 = 2
-FLAG_HAS_A3 = 4
-FLAG_CLUSTER = 8
-FLAG_ROW_DRAW = 16
-#: p(d) table kinds: dense over a column-8 range, or one entry per chunk row (file order).
-DIST_DENSE = 0
-DIST_PER_ROW = 1
-#: error bits of ``gp_build_keys``.
-ERR_NEURON = 1
-ERR_TYPE = 2
-#: bits of the channel type in the packed key.
-TYPE_BITS = 16
-#: "no bad group" value of ``gp_group_init``'s atomicMin slot.
-NO_GROUP = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-#: device bytes per chunk row besides the rows themselves: key, order and the sort's
-#: temporaries, group starts (with scan temporaries), row -> group map, per-group
-#: arrays (at most one group per row), keep/candidate flags, kept positions.
-WORK_BYTES_PER_ROW = 8 + 8 + 24 + 1 + 16 + 8 + (8 + 4 + 1 + 8 + 8 + 1) + 2 + 16
-#: extra bytes per row with cluster pruning (int64 neighbour counts).
-CLUSTER_BYTES_PER_ROW = 8
-#: a p(d) table is dense over the chunk's column-8 range when that range has fewer than
-#: DENSE_TABLE_FACTOR * rows + DENSE_TABLE_SLACK values (as the NumPy engine decides), else per row.
-DENSE_TABLE_FACTOR = 4
-DENSE_TABLE_SLACK = 4096
-#: device bytes per row and distance expression for p(d) tables, and per expression and chunk.
-DIST_BYTES_PER_ROW = 8 * DENSE_TABLE_FACTOR
-DIST_BYTES_FIXED = 8 * DENSE_TABLE_SLACK
-#: small per-chunk allocations (error word, first bad group, minimum sizes).
-CHUNK_BYTES_FIXED = 1024
-#: chunks whose rows may be resident on one device at once (the one pruned, the next one staged).
-STAGED_CHUNKS = 2
 
 
 def _nonempty(a):
@@ -108,6 +86,7 @@ class RuleTables:
         self.max_channel = int(ctx.max_channel_type_id)
         self.code_size = codes.size
         self.any_cluster = bool(n_sets and rules.cluster.any())
+        self.has_tables = bool(n_sets and (rules.has_soft_max.any() or rules.has_mu2.any()))
         self.n_expressions = len(rules.expressions)
         self.cluster_threshold = engine.CLUSTER_DISTANCE / ctx.voxel_size
         self.seed = int(ctx.seed)
@@ -118,19 +97,14 @@ class RuleTables:
                 ("lut", "flags", "f1", "soft_max", "a3", "dist_index", "neuron_type", "unit", "msd")}
 
     def bytes_per_row(self, kind):
-        """Device bytes one chunk row of ``kind`` needs (see :data:`WORK_BYTES_PER_ROW`)."""
-        row = 4 * kind.width
-        per_row = STAGED_CHUNKS * row + row + WORK_BYTES_PER_ROW
-        if self.any_cluster:
-            per_row += CLUSTER_BYTES_PER_ROW
-        if kind.kind_id == KIND_SYNAPSE:
-            per_row += DIST_BYTES_PER_ROW * self.n_expressions
-        return per_row
+        """Device bytes one chunk row of ``kind`` needs (:func:`gpuprune.device.memory.bytes_per_row`),
+        with room for the soft_max/mu2 tables to grow to the chunk's largest group (at most all its rows)."""
+        return (memory.bytes_per_row(kind, self.any_cluster, self.n_expressions)
+                + memory.table_bytes_per_row(self.n_sets, self.has_tables))
 
     def fixed_bytes(self, kind):
         """Device bytes a chunk needs whatever its size: p(d) tables' slack, statistics, flags."""
-        dist = DIST_BYTES_FIXED * self.n_expressions if kind.kind_id == KIND_SYNAPSE else 0
-        return dist + 4 * 8 * self.code_size + CHUNK_BYTES_FIXED
+        return memory.fixed_bytes(kind, self.n_expressions, self.code_size)
 
     def max_dest_span(self):
         """Most dest neurons a chunk may span for its packed key to fit 64 bits."""
@@ -160,7 +134,7 @@ def distance_tables(ctx, kind, rows):
                 "p": np.zeros(1, dtype=np.float64)}
     c8 = rows[:, 8]
     lo, hi = int(c8.min()), int(c8.max())
-    dense = hi - lo < DENSE_TABLE_FACTOR * n + DENSE_TABLE_SLACK
+    dense = hi - lo < memory.DENSE_TABLE_FACTOR * n + memory.DENSE_TABLE_SLACK
     modes, los, offsets, parts, off = [], [], [], [], 0
     for expr in exprs:
         if expr.uses_r:
@@ -201,10 +175,10 @@ class DeviceState:
         n = tables.num_neurons
         self.key0 = dev.empty(max(n, 1), np.uint32)
         self.key1 = dev.empty(max(n, 1), np.uint32)
-        dev.launch("gp_neuron_keys", n, (np.int64(n), np.uint64(tables.seed), self.key0, self.key1))
         self.table_stride = 0
         self.p_keep = self.p_mu = None
         self.probability_tables(0)  # the smallest tables now, so that budgets count them
+        dev.launch("gp_neuron_keys", n, self.args())
 
     @property
     def nbytes(self):
@@ -213,14 +187,32 @@ class DeviceState:
         return sum(int(a.nbytes) for a in arrays)
 
     def probability_tables(self, max_n):
-        """Device copies of the soft_max/mu2 tables covering n = 0 .. ``max_n`` kept rows."""
+        """Device copies of the soft_max/mu2 tables covering n = 0 .. ``max_n`` kept rows.
+
+        Stride and tables change together, once both uploads have succeeded: a failed upload
+        (out of memory, then a retry on a smaller chunk) leaves the previous, consistent tables.
+        """
         if max_n >= self.table_stride:
             with self.lock:
                 p_keep, p_mu = self.ctx.probability_tables(max_n)
-            self.table_stride = int(p_keep.shape[1])
-            self.p_keep = self.dev.upload(_nonempty(p_keep.reshape(-1)))
-            self.p_mu = self.dev.upload(_nonempty(p_mu.reshape(-1)))
+            d_keep = self.dev.upload(_nonempty(p_keep.reshape(-1)))
+            d_mu = self.dev.upload(_nonempty(p_mu.reshape(-1)))
+            self.p_keep, self.p_mu, self.table_stride = d_keep, d_mu, int(p_keep.shape[1])
         return self.p_keep, self.p_mu, self.table_stride
+
+    def args(self):
+        """A new :class:`abi.Args` with the run's fields (tables, neurons, keys) filled in."""
+        t, d = self.tables, self.d
+        return abi.Args({
+            "rules.lut": d["lut"], "rules.lut_types": t.lut_types, "rules.lut_channels": t.lut_channels,
+            "rules.flags": d["flags"], "rules.f1": d["f1"], "rules.soft_max": d["soft_max"], "rules.a3": d["a3"],
+            "rules.dist_index": d["dist_index"], "rules.p_keep": self.p_keep, "rules.p_mu": self.p_mu,
+            "rules.table_stride": self.table_stride,
+            "num_neurons": t.num_neurons, "seed": t.seed, "neuron_type": d["neuron_type"], "unit": d["unit"],
+            "msd": d["msd"], "has_msd": int(t.has_msd), "key0": self.key0, "key1": self.key1,
+            "code_types": t.code_types, "max_channel": t.max_channel, "code_size": t.code_size,
+            "cluster_threshold": t.cluster_threshold,
+        })
 
 
 def prune_on_device(state, kind, d_rows, d_dist, rows, dest_lo, dest_hi, report_range=None):
@@ -254,17 +246,28 @@ def prune_on_device(state, kind, d_rows, d_dist, rows, dest_lo, dest_hi, report_
     if n == 0:
         return engine.ChunkResult(rows[:0].copy(), stats, 0)
     report_lo, report_hi = report_range or (dest_lo, dest_hi)
-    i32, i64, u32 = np.int32, np.int64, np.uint32
-    n_, w_, syn_, kind_ = i64(n), i32(width), i32(is_syn), u32(kind.kind_id)
     dest_shift = TYPE_BITS + _bits(t.num_neurons - 1)
     if dest_shift + _bits(max(dest_hi - dest_lo - 1, 0)) > 64:
         raise ValueError(f"dest range {dest_lo}..{dest_hi - 1} is too wide for a 64-bit group key")
+    a = state.args()
+    a.update({"n": n, "rows": d_rows, "width": width, "is_synapse": int(is_syn), "kind": kind.kind_id,
+              "dest_lo": dest_lo, "dest_hi": dest_hi, "dest_shift": dest_shift,
+              "share_parameter_id": int(is_syn and ctx.share_parameter_id),
+              "dist.mode": d_dist["mode"], "dist.lo": d_dist["lo"], "dist.offset": d_dist["offset"],
+              "dist.p": d_dist["p"]})
 
     # 1. key, with the checks the NumPy engine makes first
-    key = dev.empty(n, np.uint64)
-    error = dev.zeros(1, np.uint32)
-    dev.launch("gp_build_keys", n, (n_, d_rows, w_, syn_, i64(dest_lo), i64(dest_hi), i64(t.num_neurons),
-                                    i32(dest_shift), key, error))
+    a["key"] = dev.empty(n, np.uint64)
+    a["error"] = error = dev.zeros(1, np.uint32)
+    dev.launch("gp_build_keys", n, a)
+
+    # 2. order (stable: rows of a group stay in file order) and 3. segment, checking the order
+    a["order"] = order = dev.argsort(a["key"])
+    a["is_start"] = dev.empty(n, np.uint8)
+    dev.launch("gp_group_starts", n, a)
+    a["key"] = None
+    a["starts"] = starts = dev.flatnonzero(a["is_start"])
+    a["is_start"] = None
     bad = int(dev.download(error)[0])
     if bad & ERR_NEURON:
         raise InputError(f"{kind.name} rows disagree with the lookup tables: rows of the slice for dest "
@@ -272,70 +275,50 @@ def prune_on_device(state, kind, d_rows, d_dist, rows, dest_lo, dest_hi, report_
                          f"0..{ctx.num_neurons - 1}")
     if bad & ERR_TYPE:
         raise InputError("synapse channel types must lie in 0 .. 2**16-1")
-
-    # 2. order (stable: rows of a group stay in file order) and 3. segment
-    order = dev.argsort(key)
-    is_start = dev.empty(n, np.uint8)
-    dev.launch("gp_group_starts", n, (n_, key, order, is_start))
-    del key
-    starts = dev.flatnonzero(is_start)
-    del is_start
+    if bad & ERR_UNSORTED:
+        raise DeviceError(f"{dev.description}: the device sort returned keys out of order (a failed sort "
+                          "workspace allocation in CuPy < 14.1?); upgrade CuPy, or use --device cpu")
     n_groups = int(starts.shape[0])
-    g_ = i64(n_groups)
 
     # 4. decide: a3 and the r check per group ...
-    d = state.d
-    size = dev.empty(n_groups, np.int64)
-    pset = dev.empty(n_groups, np.int32)
-    alive = dev.empty(n_groups, np.uint8)
-    code = dev.empty(n_groups, np.int64)
-    row_group = dev.empty(n, np.int64)
-    bad_group = dev.upload(np.array([NO_GROUP], dtype=np.uint64))
-    dev.launch("gp_group_init", n_groups, (
-        g_, n_, starts, order, d_rows, w_, syn_, kind_, d["lut"], i32(t.lut_types), i32(t.lut_channels),
-        d["flags"], d["a3"], d["dist_index"], d["neuron_type"], d["unit"], d["msd"], i32(t.has_msd),
-        state.key0, state.key1, i32(t.code_types), i32(t.max_channel), size, pset, alive, code, row_group,
-        bad_group))
-    if dev.max_int(size) >= 2 ** 32 - 1:
+    a.update({"n_groups": n_groups, "size": (size := dev.empty(n_groups, np.int64)),
+              "pset": dev.empty(n_groups, np.int32), "alive": dev.empty(n_groups, np.uint8),
+              "code": dev.empty(n_groups, np.int64), "row_group": dev.empty(n, np.int64),
+              "bad_group": (bad_group := dev.upload(np.array([NO_GROUP], dtype=np.uint64)))})
+    dev.launch("gp_group_init", n_groups, a)
+    largest = dev.max_int(size)  # one synchronisation: the group-size check and the tables' size
+    if largest >= 2 ** 32 - 1:
         raise InputError("a group has 2**32-1 rows or more")
     first_bad = dev.download(bad_group)[0]
     if first_bad != NO_GROUP:
         _raise_relative_distance(ctx, dev, rows, order, starts, size, int(first_bad))
-    p_keep, p_mu, stride = state.probability_tables(dev.max_int(size))
+    p_keep, p_mu, stride = state.probability_tables(largest)
+    a.update({"rules.p_keep": p_keep, "rules.p_mu": p_mu, "rules.table_stride": stride})
 
     # ... f1 and distance per row ...
-    keep = dev.empty(n, np.uint8)
-    cand = dev.empty(n, np.uint8)
-    dev.launch("gp_row_rules", n, (
-        n_, order, d_rows, w_, syn_, kind_, row_group, starts, pset, alive, d["flags"], d["f1"],
-        d["dist_index"], d_dist["mode"], d_dist["lo"], d_dist["offset"], d_dist["p"], state.key0, state.key1,
-        keep, cand))
+    a.update({"keep": dev.empty(n, np.uint8), "cand": dev.empty(n, np.uint8)})
+    dev.launch("gp_row_rules", n, a)
 
     # ... soft_max and mu2 per group ...
-    n_keep = dev.empty(n_groups, np.int64)
-    cluster = dev.empty(n_groups, np.uint8)
-    dev.launch("gp_group_limits", n_groups, (
-        g_, starts, size, order, d_rows, w_, syn_, kind_, pset, alive, d["flags"], d["soft_max"], p_keep, p_mu,
-        i64(stride), state.key0, state.key1, keep, n_keep, cluster))
+    a.update({"n_keep": dev.empty(n_groups, np.int64), "cluster": dev.empty(n_groups, np.uint8)})
+    dev.launch("gp_group_limits", n_groups, a)
 
     # ... cluster pruning per row
     if t.any_cluster:
-        count = dev.empty(n, np.int64)
-        dev.launch("gp_cluster_counts", n, (n_, order, d_rows, w_, row_group, starts, size, cluster, cand,
-                                            np.float64(t.cluster_threshold), count))
-        dev.launch("gp_cluster_select", n, (n_, row_group, starts, size, cluster, cand, count, n_keep, keep))
-        del count
-    del cand, cluster, pset, alive
+        a["count"] = dev.empty(n, np.int64)
+        dev.launch("gp_cluster_counts", n, a)
+        dev.launch("gp_cluster_select", n, a)
+        a["count"] = None
+    a.update({"cand": None, "cluster": None, "pset": None, "alive": None})
 
     # 5. compact
-    kept = dev.flatnonzero(keep)
-    del keep
+    a["kept"] = kept = dev.flatnonzero(a["keep"])
+    a["keep"] = None
     m = int(kept.shape[0])
-    out = dev.empty(max(m, 1) * width, np.int32)
-    share = is_syn and ctx.share_parameter_id
-    dev.launch("gp_gather", m, (i64(m), kept, order, d_rows, w_, row_group, starts, i32(share), out))
-    d_stats = dev.zeros(4 * t.code_size, np.uint64)
-    dev.launch("gp_stats", n_groups, (g_, code, size, n_keep, i64(t.code_size), d_stats))
+    a.update({"m": m, "out": (out := dev.empty(max(m, 1) * width, np.int32))})
+    dev.launch("gp_gather", m, a)
+    a["stats"] = d_stats = dev.zeros(4 * t.code_size, np.uint64)
+    dev.launch("gp_stats", n_groups, a)
     out_rows = dev.download(out)[:m * width].reshape(m, width)
     stats[:] = dev.download(d_stats).view(np.int64).reshape(4, t.code_size)
     return engine.ChunkResult(out_rows, stats, n)

@@ -196,7 +196,7 @@ def close_files():
         files.popitem()[1][0].close()
 
 
-def read_chunk(files, kind, chunk, with_lookup=False, threads=None):
+def read_chunk(files, kind, chunk, with_lookup=False, threads=None, out=None):
     """Read a chunk's rows (and, for snudda mode, its lookup runs).
 
     Slices are placed in DESIGN §4 file order whatever order ``chunk.slices``
@@ -207,6 +207,8 @@ def read_chunk(files, kind, chunk, with_lookup=False, threads=None):
     threads : ReadThreads, optional
         Decode the HDF5 chunks on these threads, in parallel (raw chunks are still read
         by the calling thread).
+    out : ndarray of int32, shape (chunk.num_rows, kind.width), optional
+        Where to read the rows (e.g. a pinned host buffer the GPU uploads from without a copy).
 
     Returns
     -------
@@ -214,7 +216,7 @@ def read_chunk(files, kind, chunk, with_lookup=False, threads=None):
     lookup_runs : tuple of ndarray or None
         (unique_id, hyper voxel id, start row in ``rows``, length).
     """
-    rows = np.empty((chunk.num_rows, kind.width), dtype=np.int32)
+    rows = np.empty((chunk.num_rows, kind.width), dtype=np.int32) if out is None else out
     canonical = sorted(chunk.slices)  # file index order = DESIGN §4 order
     offsets, off = {}, 0
     for fi, r0, r1, _, _ in canonical:

@@ -23,7 +23,7 @@ from gpu_helpers import (
 
 import gpuprune
 from gpuprune import engine, plan
-from gpuprune.device import cuda
+from gpuprune.device import abi, cupy_backend, kernels, memory, pool
 from gpuprune.device import emulated as _emulate
 from gpuprune.device import program as _device
 from gpuprune.errors import DeviceError, InputError
@@ -169,8 +169,8 @@ def test_expressions_in_r_use_per_row_tables(emulated_gpu, tmp_path):
 
 
 def test_sparse_distances_use_per_row_tables(emulated_gpu, tmp_path, monkeypatch):
-    monkeypatch.setattr(_device, "DENSE_TABLE_FACTOR", 0)
-    monkeypatch.setattr(_device, "DENSE_TABLE_SLACK", 0)
+    monkeypatch.setattr(memory, "DENSE_TABLE_FACTOR", 0)
+    monkeypatch.setattr(memory, "DENSE_TABLE_SLACK", 0)
     emulated_gpu()
     case = ("prune3", "network-config-test-5.json")
     net = network_path(case[0])
@@ -278,21 +278,22 @@ def test_split_chunk_partitions_rows(striatum_chunk):
 def test_launch_arguments_are_checked_like_cupy_needs_them():
     dev, other = _emulate.EmulatedBackend(0), _emulate.EmulatedBackend(1)
     k0, k1 = dev.empty(4, np.uint32), dev.empty(4, np.uint32)
-    dev.launch("gp_neuron_keys", 4, (np.int64(4), np.uint64(7), k0, k1))
+    dev.launch("gp_neuron_keys", 4, abi.Args({"num_neurons": 4, "seed": 7, "key0": k0, "key1": k1}))
     from gpuprune import rng
 
     assert np.array_equal(dev.download(k0), rng.neuron_keys(7, np.arange(4))[0])
     bad_calls = [
-        ((4, np.uint64(7), k0, k1), "numpy.int64 scalar"),  # a Python int
-        ((np.int32(4), np.uint64(7), k0, k1), "numpy.int64 scalar"),  # wrong scalar type
-        ((np.int64(4), np.uint64(7), dev.empty(4, np.int32), k1), "uint32"),  # wrong dtype
-        ((np.int64(4), np.uint64(7), np.zeros(4, np.uint32), k1), "uploaded"),  # host array
-        ((np.int64(4), np.uint64(7), other.empty(4, np.uint32), k1), "mixing devices"),
-        ((np.int64(4), np.uint64(7), k0), "4 parameters"),
+        ({"num_neurons": 4, "seed": 7, "key0": dev.empty(4, np.int32), "key1": k1}, "uint32"),  # wrong dtype
+        ({"num_neurons": 4, "seed": 7, "key0": np.zeros(4, np.uint32), "key1": k1}, "uploaded"),  # host array
+        ({"num_neurons": 4, "seed": 7, "key0": other.empty(4, np.uint32), "key1": k1}, "mixing devices"),
     ]
-    for args, message in bad_calls:
+    for fields, message in bad_calls:
         with pytest.raises((TypeError, ValueError), match=message):
-            dev.launch("gp_neuron_keys", 4, args)
+            dev.launch("gp_neuron_keys", 4, abi.Args(fields))
+    with pytest.raises(TypeError, match="one gpuprune.device.abi.Args"):
+        dev.launch("gp_neuron_keys", 4, (np.int64(4), np.uint64(7), k0, k1))  # positional lists are gone
+    with pytest.raises(KeyError, match="no field"):
+        abi.Args()["seeds"] = 7
 
 
 def test_emulated_memory_is_limited():
@@ -310,25 +311,25 @@ def test_device_too_small_is_an_error(memory, message):
     net = Network(network_path("prune3"))
     ctx = engine.PruneContext.from_network(net, mode="philox")
     with pytest.raises(DeviceError, match=message):
-        cuda.GpuPool(ctx, net, emulate=True, emulated_memory=memory)
+        pool.GpuPool(ctx, net, emulate=True, emulated_memory=memory)
 
 
 def test_kernel_signatures_are_parsed():
-    sigs = _emulate.kernel_signatures(cuda.kernel_source())
-    assert list(sigs) == ["gp_neuron_keys", "gp_build_keys", "gp_group_starts", "gp_group_init", "gp_row_rules",
-                          "gp_group_limits", "gp_cluster_counts", "gp_cluster_select", "gp_gather", "gp_stats"]
-    first = sigs["gp_row_rules"]
-    assert first[0] == _emulate.Param("n", np.int64, False, False)
-    assert first[1] == _emulate.Param("order", np.int64, True, True)
+    names = _emulate.kernel_names(kernels.kernel_source())
+    assert names == ["gp_neuron_keys", "gp_build_keys", "gp_group_starts", "gp_group_init", "gp_row_rules",
+                     "gp_group_limits", "gp_cluster_counts", "gp_cluster_select", "gp_gather", "gp_stats"]
+    # every kernel takes the one struct generated from the field list of gpuprune/device/abi.py
+    assert abi.FIELDS["n"] == "gp_i64" and abi.FIELDS["order"] == "const gp_i64*"
+    assert abi.pointer_dtype(abi.FIELDS["order"]) == np.int64
     with pytest.raises(ValueError, match="cannot emulate"):
-        _emulate.kernel_signatures('extern "C" __global__ void k(float* x) {}')
+        _emulate.kernel_names('extern "C" __global__ void k(float* x) {}')
 
 
 # -- device selection and options --------------------------------------------------------------
 
 
 def test_gpu_without_a_device_is_a_one_line_error(tmp_path):
-    if cuda.device_count() > 0:
+    if cupy_backend.device_count() > 0:
         pytest.skip("a GPU is present")
     net = network_path("prune3")
     with pytest.raises(DeviceError) as exc:
@@ -337,16 +338,16 @@ def test_gpu_without_a_device_is_a_one_line_error(tmp_path):
     result = gpuprune.prune(net, device="auto", output_file=tmp_path / "o.hdf5", workers=1)
     assert result.device == "cpu"
     with pytest.raises(DeviceError, match="CPU only"):
-        cuda.GpuPool(engine.PruneContext.from_network(Network(net), mode="snudda"), Network(net), emulate=True)
+        pool.GpuPool(engine.PruneContext.from_network(Network(net), mode="snudda"), Network(net), emulate=True)
 
 
 @pytest.mark.parametrize("text, size", [(1024, 1024), ("12G", 12 << 30), ("500M", 500 << 20), ("1.5GiB", 3 << 29),
                                         ("64kb", 64 << 10), ("4096", 4096)])
 def test_parse_memory_size(text, size):
-    assert cuda.parse_memory_size(text) == size
+    assert memory.parse_memory_size(text) == size
 
 
 @pytest.mark.parametrize("text", ["", "lots", "-1G", "0", True])
 def test_parse_memory_size_rejects(text):
     with pytest.raises(InputError):
-        cuda.parse_memory_size(text)
+        memory.parse_memory_size(text)

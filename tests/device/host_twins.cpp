@@ -115,4 +115,23 @@ void twin_decide(gp_i64 n, gp_i64 n_groups, const gp_i32* rows, gp_i32 width, gp
     }
 }
 
+// Each rule's decision from an explicit draw and threshold (the table entry or parameter), so that
+// a draw can be pinned at the exact threshold: out is (n, 4) = f1 keeps, a3 drops, soft_max keeps,
+// mu2 drops, for parameter set 0 with f1 = a3 = p_mu(n) = threshold[i].
+void twin_rules_at(gp_i64 n, const double* draw, const double* threshold, gp_u8* out) {
+    for (gp_i64 i = 0; i < n; ++i) {
+        const gp_u8 flags = GP_HAS_A3 | GP_HAS_MU2 | GP_HAS_SOFT_MAX;
+        gp_rules R = {};
+        R.flags = &flags;
+        R.f1 = &threshold[i];
+        R.a3 = &threshold[i];
+        R.p_mu = &threshold[i];
+        R.table_stride = 1;
+        out[4 * i + 0] = gp_f1_keeps(R, 0, draw[i]) ? 1 : 0;
+        out[4 * i + 1] = gp_a3_drops(R, 0, draw[i]) ? 1 : 0;
+        out[4 * i + 2] = gp_soft_max_keeps(draw[i], threshold[i]) ? 1 : 0;
+        out[4 * i + 3] = gp_mu2_drops(R, 0, 0, draw[i]) ? 1 : 0;
+    }
+}
+
 }  // extern "C"

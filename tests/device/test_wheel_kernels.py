@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import gpuprune
-from gpuprune.device import cuda
+from gpuprune.device import kernels
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(cmd, **kw):
@@ -33,7 +33,7 @@ def test_installed_wheel_finds_the_kernels(tmp_path):
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", wheel_dir, src])
     (wheel,) = wheel_dir.glob("gpuprune-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for name in (cuda.MAIN_KERNEL, *cuda.KERNEL_HEADERS, "emulate.h"):
+    for name in (kernels.MAIN_KERNEL, *kernels.KERNEL_HEADERS, "emulate.h"):
         assert f"gpuprune/kernels/{name}" in names, names
     assert any(n.startswith("gpuprune/io/_lzf.") and n.endswith((".so", ".pyd")) for n in names), names  # compiled
 
@@ -51,19 +51,19 @@ def test_installed_wheel_finds_the_kernels(tmp_path):
     script = textwrap.dedent("""
         import os, sys
         import gpuprune
-        from gpuprune.device import cuda
+        from gpuprune.device import cupy_backend, kernels, memory, pool
         from gpuprune.io import reader as stream
         assert stream._lzf_decompress_into is not None  # the wheel's compiled LZF decoder imports
-        folder = cuda.kernel_dir()
+        folder = kernels.kernel_dir()
         assert os.path.realpath(folder).startswith(os.path.realpath(sys.prefix)), folder
         assert os.path.realpath(gpuprune.__file__).startswith(os.path.realpath(sys.prefix)), gpuprune.__file__
         print(folder)
-        print(cuda.header_hash())
-        print(len(cuda.kernel_source()))
+        print(kernels.header_hash())
+        print(len(kernels.kernel_source()))
     """)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     out = _run([python, "-c", script], cwd=tmp_path, env=env).stdout.split()
     assert out[0].startswith(str(venv)) and out[0].endswith(os.path.join("gpuprune", "kernels"))
-    assert out[1] == cuda.header_hash()  # the same headers as the source tree
-    assert int(out[2]) == len(cuda.kernel_source())
+    assert out[1] == kernels.header_hash()  # the same headers as the source tree
+    assert int(out[2]) == len(kernels.kernel_source())
     assert gpuprune.__file__.startswith(str(REPO))  # (this process still uses the source tree)

@@ -17,8 +17,8 @@ import pytest
 from gpu_helpers import PHILOX_CASES, case_id, network_path
 
 from gpuprune import engine, rng
-from gpuprune.device import cuda
 from gpuprune.device import emulated as _emulate
+from gpuprune.device import kernels
 from gpuprune.device import program as _device
 from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
 from gpuprune.io.network import Network
@@ -45,19 +45,20 @@ def _build(compiler_name):
     compiler = COMPILERS[compiler_name]()
     if compiler is None:
         pytest.skip(f"{compiler_name} not found")
-    source = cuda.define_block() + "\n" + TWIN_SOURCE.read_text()
+    source = kernels.define_block() + "\n" + TWIN_SOURCE.read_text()
     if compiler_name == "nvcc":
         flags, language = ("-O2", "-shared", "--fmad=false", "-Xcompiler", "-fPIC,-ffp-contract=off"), "cu"
     else:
         flags, language = _emulate.CXX_FLAGS, "c++"
     path = _emulate.compile_shared_library(source, f"gpuprune-twins-{compiler_name}", compiler=compiler,
-                                           flags=flags, include_dirs=(cuda.kernel_dir(),), language=language)
+                                           flags=flags, include_dirs=(kernels.kernel_dir(),), language=language)
     lib = ctypes.CDLL(path)
     lib.twin_philox.argtypes = [I64] + [U32P] * 10
     lib.twin_u01.argtypes = [I64, U32P, U32P, F64P]
     lib.twin_neuron_keys.argtypes = [I64, ctypes.c_uint64, U32P, U32P, U32P]
     lib.twin_row_draws.argtypes = [I64, U32P, U32P, U32P, U32P, U32P, ctypes.c_uint32, F64P, F64P, F64P]
     lib.twin_group_draws.argtypes = [I64, U32P, U32P, U32P, U32P, ctypes.c_uint32, F64P, F64P]
+    lib.twin_rules_at.argtypes = [I64, F64P, F64P, np.ctypeslib.ndpointer(np.uint8, flags="C_CONTIGUOUS")]
     return lib
 
 
@@ -195,3 +196,20 @@ def test_row_and_group_draws_equal_numpy(twins, case):
     twins.twin_group_draws(starts.size, gk0, gk1, gsrc, gt, SYNAPSES.kind_id, *g)
     r_a3, r_mu2 = rng.group_draws(gk0, gk1, gsrc, rng.type_word(gt, SYNAPSES.kind_id))
     assert np.array_equal(g[0], r_a3) and np.array_equal(g[1], r_mu2)
+
+
+def test_every_rule_at_its_exact_threshold(twins):
+    """Explicit draws equal to the threshold, and one ulp either side: f1 keeps only r < f1, a3 drops
+    only r > a3, soft_max keeps only r < p_keep(n), mu2 drops only p_mu(n) < r (the NumPy engine's
+    comparisons; tests/device/test_thresholds.py pins the same draws through the kernels and the engine)."""
+    g = np.random.default_rng(11)
+    t = np.concatenate([g.random(50), [0.0, 0.5, 1.0 - 2.0 ** -53]])
+    draw = np.concatenate([t, np.nextafter(t, -1.0), np.nextafter(t, 2.0)])
+    thr = np.concatenate([t, t, t])
+    out = np.zeros((draw.size, 4), np.uint8)
+    twins.twin_rules_at(draw.size, draw, thr, out)
+    expected = np.stack([draw < thr, draw > thr, draw < thr, thr < draw], axis=1)
+    assert np.array_equal(out.astype(bool), expected)
+    equal = slice(0, t.size)
+    assert not out[equal, 0].any() and not out[equal, 1].any()  # at equality: f1 drops, a3 keeps
+    assert not out[equal, 2].any() and not out[equal, 3].any()  # soft_max drops, mu2 keeps

@@ -17,7 +17,7 @@ from gpu_helpers import (
 
 import gpuprune
 from gpuprune import engine, rng
-from gpuprune.device import cuda
+from gpuprune.device import cupy_backend, pool
 from gpuprune.device import program as _device
 from gpuprune.io.network import Network
 
@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(GPUS == 0, reason="needs CuPy 
 
 
 def test_device_count_and_auto():
-    assert cuda.device_count() == GPUS
+    assert cupy_backend.device_count() == GPUS
     assert gpuprune.Pruner(network_path("prune3"))._device("auto", "philox") == "gpu"
 
 
@@ -61,13 +61,13 @@ def test_gpu_matches_cpu_on_ten_million_rows_in_many_chunks(tmp_path):
 
 def test_small_budget_and_all_gpus_give_the_same_result(cpu_reference, monkeypatch, tmp_path):
     case = ("striatum_300", "network-config-cluster.json")
-    pools, real = [], cuda.GpuPool
+    pools, real = [], pool.GpuPool
 
     def make(ctx, net, **kw):
         pools.append(real(ctx, net, memory_limit="16M", **kw))
         return pools[-1]
 
-    monkeypatch.setattr(cuda, "GpuPool", make)
+    monkeypatch.setattr(pool, "GpuPool", make)
     net = network_path(case[0])
     gpuprune.prune(net, config_file=net / case[1], device="gpu", output_file=tmp_path / "gpu.hdf5")
     assert_same_bytes(cpu_reference(case)[0], read_output(tmp_path / "gpu.hdf5"))
@@ -79,7 +79,7 @@ def test_device_philox_and_keys_equal_numpy():
 
     net = Network(network_path("striatum_300"))
     ctx = engine.PruneContext.from_network(net, mode="philox")
-    dev = cuda.CupyBackend(0)
+    dev = cupy_backend.CupyBackend(0)
     with dev.device_scope():
         state = _device.DeviceState(dev, _device.RuleTables(ctx), ctx)
         cupy.cuda.Device().synchronize()

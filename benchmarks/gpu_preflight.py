@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Fail-fast check before a GPU session spends device time: import, kernels, one tiny prune.
+
+    python benchmarks/gpu_preflight.py [--emulate] [--network DIR]
+
+1. ``import gpuprune`` from this source tree (``PYTHONPATH``), and say which files it uses;
+2. find the kernel sources (:func:`gpuprune.device.kernels.kernel_dir`) and compile them (NVRTC through
+   CuPy on a GPU, the host compiler with ``--emulate``);
+3. prune one tiny network (``--network``, else a synthetic one generated here) on the device and on the
+   CPU in philox mode: the bytes must be equal.
+Each step prints one line; the first failure prints ``preflight FAILED: <step>: <reason>`` and exits 1,
+within seconds, so that ``gpu_session.sh run`` stops before the long steps.  Also the program that
+``compute-sanitizer`` runs in ``gpu_session.sh run``.
+"""
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _step(name, fn):
+    t0 = time.perf_counter()
+    try:
+        detail = fn()
+    except BaseException as exc:  # noqa: BLE001 - reported in one line, then the session stops
+        traceback.print_exc(file=sys.stderr)
+        print(f"preflight FAILED: {name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+              flush=True)
+        sys.exit(1)
+    print(f"preflight ok: {name} ({time.perf_counter() - t0:.1f} s){': ' + detail if detail else ''}", flush=True)
+    return detail
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--emulate", action="store_true", help="the emulated device (no GPU; CuPy may be a stub)")
+    ap.add_argument("--network", help="network to prune (default: a tiny synthetic one)")
+    ap.add_argument("--source-tree", action="store_true",
+                    help="also require that gpuprune and its kernels come from this checkout")
+    args = ap.parse_args(argv)
+    state = {}
+
+    def imports():
+        import gpuprune
+        from gpuprune.device import kernels
+
+        state["kernels"] = kernels
+        where = Path(gpuprune.__file__).resolve().parent
+        kdir = Path(kernels.kernel_dir()).resolve()
+        if args.source_tree and (where.parent != ROOT or kdir.parent != ROOT):
+            raise RuntimeError(f"gpuprune from {where}, kernels from {kdir}: not this checkout {ROOT}")
+        return f"gpuprune {where}, kernels {kdir}"
+
+    def compiles():
+        if args.emulate:
+            from gpuprune.device.emulated import library
+
+            lib = library.EmulatorLibrary.get()
+            return f"host build {lib.path}, {len(lib.signatures)} kernels"
+        from gpuprune.device import cupy_backend
+
+        if cupy_backend.device_count() == 0:
+            raise RuntimeError("no CUDA device visible to CuPy (cupy.cuda.runtime.getDeviceCount() == 0)")
+        module = cupy_backend.compiled_module()
+        module.get_function("gp_build_keys")
+        import cupy
+
+        return f"NVRTC, cupy {cupy.__version__}, {cupy_backend.device_count()} device(s)"
+
+    def tiny_prune():
+        import h5py
+
+        import gpuprune
+
+        with tempfile.TemporaryDirectory(prefix="gpuprune-preflight-") as tmp:
+            tmp = Path(tmp)
+            net = Path(args.network) if args.network else tmp / "net"
+            if not args.network:
+                from gpuprune import synth
+
+                synth.generate_network(net, num_neurons=40, synapses_per_neuron=200, seed=3)
+            with contextlib.ExitStack() as stack:
+                if args.emulate:
+                    from gpuprune.device import pool
+
+                    real = pool.GpuPool
+                    stack.enter_context(mock.patch.object(
+                        pool, "GpuPool", lambda ctx, n, **kw: real(ctx, n, emulate=True, **kw)))
+                    stack.enter_context(mock.patch.object(gpuprune.api, "_gpu_available", lambda: True))
+                gpu = gpuprune.prune(net, device="gpu", output_file=tmp / "gpu.hdf5")
+            gpuprune.prune(net, device="cpu", workers=1, output_file=tmp / "cpu.hdf5")
+            with h5py.File(tmp / "gpu.hdf5") as g, h5py.File(tmp / "cpu.hdf5") as c:
+                for k in ("network/synapses", "network/gap_junctions"):
+                    if g[k][()].tobytes() != c[k][()].tobytes():
+                        raise RuntimeError(f"{k}: the GPU output differs from the CPU's")
+            return f"{gpu.synapses_before:,} rows, {gpu.synapses_after:,} kept, GPU == CPU"
+
+    _step("import", imports)
+    _step("compile kernels", compiles)
+    _step("tiny prune", tiny_prune)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
