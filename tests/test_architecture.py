@@ -37,6 +37,8 @@ SYNTH_MAY_USE = {"errors", "format", "io", "synth"}
 MAX_LINES = 400
 LONGER = {
     "api.py": "the public API's docstrings (numpydoc, every option of prune) are most of it",
+    "rng/pcg64.py": "one algorithm: PCG64's 128-bit state stepped, jumped and output in 64-bit NumPy lanes "
+                    "(seeding is rng/seeding.py); splitting it would scatter the carry handling",
 }
 
 

@@ -48,7 +48,7 @@ def main():
         pools.LocalPool.shutdown = shutdown
     args = ["prune", network, "--quiet", "--workers", "2", "--row-budget", "3000"]
     if device == "emulated":
-        from gpuprune.device import cuda
+        from gpuprune.device import pool as cuda
 
         real_pool = cuda.GpuPool
         cuda.GpuPool = lambda ctx, net, **kw: real_pool(ctx, net, emulate=True, **kw)
