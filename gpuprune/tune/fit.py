@@ -187,7 +187,8 @@ def _fit_one(tuner, target, names, bounds, kind, popsize, maxiter, tol, seed, sl
                 for s in tuner.seeds]
     connected = np.sum([s["connected"][0] for s in per_seed], axis=0)
     total = np.sum([s["total"] for s in per_seed], axis=0)
-    hist = np.sum([s["histogram"][0] for s in per_seed], axis=0)
+    width = max(s["histogram"].shape[1] for s in per_seed)
+    hist = np.sum([np.pad(s["histogram"][0], (0, width - s["histogram"].shape[1])) for s in per_seed], axis=0)
     v = np.arange(hist.size)
     syn = _moments(hist, v)
     return PathwayFit(target, best, float(res.fun), connected, total, syn, count[0], res)

@@ -115,7 +115,7 @@ def build_model(net, pathway, codes, blocks, draw_rules, seed, mode, row_budget=
             parts.append(_chunk_part(ctx, kind, rows, runs, chunk, codes, blocks))
     finally:
         close_files()
-    return _assemble(pathway, ctx.seed, mode, parts)
+    return _assemble(pathway, ctx.seed, mode, parts, net.path)
 
 
 def _chunk_part(ctx, kind, rows, runs, chunk, codes, blocks):
@@ -173,10 +173,10 @@ def _chunk_part(ctx, kind, rows, runs, chunk, codes, blocks):
     return (g_src[sel], g_dest[sel], block, sizes[sel], r_a3, r_mu2, row_sel_group[keep], r_f1[keep], r_sm[keep])
 
 
-def _assemble(pathway, seed, mode, parts):
+def _assemble(pathway, seed, mode, parts, where):
     parts = [p for p in parts if p is not None]
     if not parts:
-        raise InputError(f"pathway {','.join(pathway)} has no putative rows in this network")
+        raise InputError(f"pathway {','.join(pathway)} has no putative rows in this network", where)
     offsets = np.cumsum([0] + [p[0].size for p in parts])[:-1]
     cat = [np.concatenate([p[i] for p in parts]) for i in range(6)]
     row_group = np.concatenate([p[6] + o for p, o in zip(parts, offsets, strict=True)])
