@@ -177,8 +177,10 @@ class Evaluator:
         thr = tab[(op * batch.soft_max.shape[1] + blk) * width + n[og, op]]
         sizes = self.sizes[og]
         first = xp.cumsum(sizes) - sizes
-        pair = xp.repeat(xp.arange(og.size), sizes)
-        row = xp.repeat(self.lo[og] - first, sizes) + xp.arange(int(sizes.sum()))
+        # the (set, group) pair of each visited row; searchsorted, not repeat with counts (CuPy has none)
+        slot = xp.arange(int(sizes.sum()))
+        pair = xp.searchsorted(first, slot, side="right") - 1
+        row = self.lo[og][pair] + (slot - first[pair])
         f1 = put(batch.f1.reshape(-1))[op[pair] * batch.f1.shape[1] + blk[pair]]
         survive = (self.r_f1[row] < f1) & (self.r_sm[row] < thr[pair])
         n[og, op] = xp.bincount(pair, weights=survive, minlength=og.size).astype(np.int32)

@@ -132,8 +132,8 @@ class Tuner:
         m = self.model(pathway, seed)
         if m.pair_src.size == m.num_groups:
             return n
-        starts = self.xp.asarray(np.searchsorted(m.pair_of_group, np.arange(m.pair_src.size)))
-        return self.xp.add.reduceat(n, starts, axis=1)
+        n = n.get() if self.xp is not np else n  # snudda mode's split groups: summed on the host
+        return np.add.reduceat(n, np.searchsorted(m.pair_of_group, np.arange(m.pair_src.size)), axis=1)
 
     # -- statistics ----------------------------------------------------------------------------
 
