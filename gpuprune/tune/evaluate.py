@@ -113,7 +113,7 @@ class Evaluator:
     f1 without a pass over (P, rows): per block, the P values of f1 are sorted once; a row with draw
     ``r`` is kept for the sorted values at and after ``j = searchsorted(sorted_f1, r, "right")``, so a
     histogram of ``j`` per group, cumulated over j, gives every group's count for every set.  The
-    work is O(rows log P + groups P); soft_max then revisits only the rows of the (set, group)
+    work is O(rows log P + groups P); soft_max then revisits only the kept rows of the (set, group)
     pairs above soft_max.
     """
 
@@ -168,22 +168,23 @@ class Evaluator:
         return n
 
     def _soft_max(self, batch, n, over):
-        """soft_max for the (group, set) pairs above it: only their rows are visited."""
+        """soft_max for the (group, set) pairs above it.  The rows f1 kept are the first ``n`` of their
+        group (rows are sorted by r_f1 within a group), so only those are visited."""
         xp, put = self.xp, self.xp.asarray
         og, op = xp.nonzero(over)
-        blk = self.gb[og]
+        k = n[og, op]  # >= 1: over means n > soft_max >= 0
         width = self.n_max + 1
         tab = put(_tables(p_keep_table, batch.soft_max, batch.has_soft_max, self.n_max).reshape(-1))
-        thr = tab[(op * batch.soft_max.shape[1] + blk) * width + n[og, op]]
-        sizes = self.sizes[og]
-        first = xp.cumsum(sizes) - sizes
-        # the (set, group) pair of each visited row; searchsorted, not repeat with counts (CuPy has none)
-        slot = xp.arange(int(sizes.sum()))
-        pair = xp.searchsorted(first, slot, side="right") - 1
-        row = self.lo[og][pair] + (slot - first[pair])
-        f1 = put(batch.f1.reshape(-1))[op[pair] * batch.f1.shape[1] + blk[pair]]
-        survive = (self.r_f1[row] < f1) & (self.r_sm[row] < thr[pair])
-        n[og, op] = xp.bincount(pair, weights=survive, minlength=og.size).astype(np.int32)
+        thr = tab[(op * batch.soft_max.shape[1] + self.gb[og]) * width + k]
+        first = xp.cumsum(k) - k
+        slot = xp.arange(int(k.sum()))
+        if xp is np:
+            pair = np.repeat(np.arange(og.size), k)
+        else:  # CuPy's repeat takes no per-element counts
+            pair = xp.searchsorted(first, slot, side="right") - 1
+        survive = self.r_sm[self.lo[og][pair] + (slot - first[pair])] < thr[pair]
+        n[og, op] = xp.add.reduceat(survive, first, dtype=np.int32) if xp is np else \
+            xp.bincount(pair, weights=survive, minlength=og.size).astype(np.int32)
 
     def kept(self, batch):
         """Kept rows per group, (P, groups) (a transposed view of :meth:`kept_gp`)."""

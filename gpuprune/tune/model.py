@@ -33,7 +33,8 @@ BUILD_ROW_BUDGET = 2_000_000
 class PathwayModel:
     """One pathway under one seed, ready for batched evaluation.
 
-    Groups are sorted by pair (dest, src); ``row_group`` is ascending.
+    Groups are sorted by pair (dest, src); rows by group, then ascending ``r_f1`` (a row's place in its
+    group does not matter to the counts).
     """
 
     pathway: tuple  # (pre, post, con_type)
@@ -189,7 +190,8 @@ def _assemble(pathway, seed, mode, parts, where):
     rank = np.empty_like(gorder)
     rank[gorder] = np.arange(gorder.size)
     new_group = rank[row_group]
-    rorder = np.argsort(new_group, kind="stable")
+    # rows by group, then by r_f1: the rows f1 keeps are a prefix of their group (what soft_max revisits)
+    rorder = np.lexsort((r_f1, new_group))
     keys, pair_of_group = np.unique(pair_key[gorder], return_inverse=True)
     first = np.searchsorted(pair_key[gorder], keys)
     return PathwayModel(
