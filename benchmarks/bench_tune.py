@@ -17,16 +17,20 @@ Speed targets (issue 12): >= 1,000 evaluations/s on one core for (2); (4) under 
 Run it by hand (it is not a test); set OMP/MKL threads to 1 for a one-core figure.
 """
 
-import argparse
 import os
-import resource
-import shutil
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one core, no BLAS thread contention
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

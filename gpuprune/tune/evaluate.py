@@ -171,19 +171,22 @@ class Evaluator:
         """soft_max for the (group, set) pairs above it.  The rows f1 kept are the first ``n`` of their
         group (rows are sorted by r_f1 within a group), so only those are visited."""
         xp, put = self.xp, self.xp.asarray
-        og, op = xp.nonzero(over)
-        k = n[og, op]  # >= 1: over means n > soft_max >= 0
+        flat = xp.flatnonzero(over)  # flat indices into the C-ordered (groups, P) array
+        p = over.shape[1]
+        og, op = flat // p, flat % p
+        n_flat = n.reshape(-1)
+        k = n_flat[flat]  # >= 1: over means n > soft_max >= 0
         width = self.n_max + 1
         tab = put(_tables(p_keep_table, batch.soft_max, batch.has_soft_max, self.n_max).reshape(-1))
         thr = tab[(op * batch.soft_max.shape[1] + self.gb[og]) * width + k]
         first = xp.cumsum(k) - k
         slot = xp.arange(int(k.sum()))
         if xp is np:
-            pair = np.repeat(np.arange(og.size), k)
+            pair = np.repeat(np.arange(flat.size), k)
         else:  # CuPy's repeat takes no per-element counts
             pair = xp.searchsorted(first, slot, side="right") - 1
         survive = self.r_sm[self.lo[og][pair] + (slot - first[pair])] < thr[pair]
-        n[og, op] = xp.add.reduceat(survive, first, dtype=np.int32) if xp is np else \
+        n_flat[flat] = xp.add.reduceat(survive, first, dtype=np.int32) if xp is np else \
             xp.bincount(pair, weights=survive, minlength=og.size).astype(np.int32)
 
     def kept(self, batch):

@@ -7,13 +7,17 @@ def _to_host(xp, a):
     return a.get() if xp is not np else a
 
 
-def pair_statistics(xp, n, member, total):
-    """Connection counts per bin and synapses-per-pair moments from kept rows per pair ``n`` (P, pairs)."""
-    connected = (n > 0)
-    per_bin = _to_host(xp, connected.astype(np.float64) @ xp.asarray(member)).round().astype(np.int64)
-    vmax = int(_to_host(xp, n.max())) if n.size else 0
-    p = n.shape[0]
-    flat = (xp.arange(p)[:, None] * (vmax + 1) + n).reshape(-1)
+def pair_statistics(xp, n_gp, member, total):
+    """Connected pairs per bin and synapses-per-pair moments from kept rows per pair ``n_gp`` (pairs, P).
+
+    ``member`` is the (bins, pairs) 0/1 matrix of which bins each pair lies in; ``total`` the
+    denominators.  Moments come from a histogram of kept rows per pair (small integers), so no set
+    needs a sort of its own.
+    """
+    per_bin = _to_host(xp, member @ (n_gp > 0).astype(np.float32)).T.round().astype(np.int64)
+    vmax = int(_to_host(xp, n_gp.max())) if n_gp.size else 0
+    p = n_gp.shape[1]
+    flat = (n_gp + xp.arange(p, dtype=n_gp.dtype)[None, :] * (vmax + 1)).reshape(-1)
     hist = _to_host(xp, xp.bincount(flat, minlength=p * (vmax + 1))).reshape(p, vmax + 1)
     hist[:, 0] = 0  # pairs without kept rows are not connected
     v = np.arange(vmax + 1, dtype=np.float64)

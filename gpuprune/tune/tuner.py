@@ -77,7 +77,7 @@ class Tuner:
                 model = build_model(net, pw, self.codes[pw], self.blocks[pw], self._draw_rules[pw], s, rng,
                                     row_budget)
                 self.evaluators[pw, s] = Evaluator(model, self.xp)
-        self._denominators = {}
+        self._denominators, self._pair_bins = {}, {}
 
     def _resolve(self, pathway):
         net, rules = self.network, self.network.rules
@@ -151,14 +151,19 @@ class Tuner:
         return self._denominators[key]
 
     def pair_bins(self, pathway, seed, bins, slab=None, self_pairs=False):
-        """(pairs, bins) float64 0/1 matrix: which bins each putative pair's soma distance lies in."""
-        m = self.model(pathway, seed)
-        pos = self.neurons.position
-        d = pair_distance(pos[m.pair_src], pos[m.pair_dest], slab)
-        member = bins.contains(d)
-        if not self_pairs:
-            member &= (m.pair_src != m.pair_dest)[:, None]
-        return member.astype(np.float64)
+        """(bins, pairs) float32 0/1 matrix: which bins each putative pair's soma distance lies in (float32
+        sums of 0/1 are exact up to 2**24 pairs per bin)."""
+        key = (parse_pathway(pathway) if pathway is not None else None, seed, tuple(bins.start), tuple(bins.end),
+               bins.inclusive, slab, self_pairs)
+        cached = self._pair_bins.get(key)
+        if cached is None:
+            m = self.model(pathway, seed)
+            pos = self.neurons.position
+            member = bins.contains(pair_distance(pos[m.pair_src], pos[m.pair_dest], slab))
+            if not self_pairs:
+                member &= (m.pair_src != m.pair_dest)[:, None]
+            cached = self._pair_bins[key] = self.xp.asarray(member.T.astype(np.float32))  # (bins, pairs)
+        return cached
 
     def statistics(self, params, bins, pathway=None, seed=None, slab=None, self_pairs=False):
         """Per parameter set: connected pairs and all pairs per bin, and synapses per connected pair.
@@ -171,7 +176,7 @@ class Tuner:
         bins = bins if isinstance(bins, Bins) else Bins.of(bins)
         pw, s = self._key(pathway, seed)
         n = self.pair_counts(params, pw, s)
-        return pair_statistics(self.xp, n, self.pair_bins(pw, s, bins, slab, self_pairs),
+        return pair_statistics(self.xp, n.T, self.pair_bins(pw, s, bins, slab, self_pairs),
                                self.denominators(pw, bins, slab, self_pairs))
 
     def fit(self, targets, params=("f1",), bounds="default", fitness="corrected", **options):
