@@ -33,6 +33,7 @@ COMMANDS = (
     "prune",
     "synth",
     "demo",
+    "fit",
 )
 
 

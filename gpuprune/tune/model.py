@@ -1,0 +1,212 @@
+"""The in-memory pathway model: what a prune of one pathway needs that does not depend on f1, soft_max,
+mu2 and a3 (DESIGN §7).
+
+With the distance expression and the seed fixed, every draw of DESIGN §4 and every row's distance-test
+outcome are fixed, so they are computed once here.  Rows that fail the distance test can never be kept
+and are left out; what remains is, per row, ``r_f1`` and ``r_sm`` and its group, and per group its
+pair, its parameter block (``pruning`` or ``pruning_other``), ``r_a3`` and ``r_mu2``.  Cluster pruning
+changes which rows of a group are kept, never how many (it keeps the ``n`` most clustered of the rows
+that passed the distance test, and the ``n`` kept rows are among them), so it needs nothing here.
+
+The rows are read once, chunk by chunk, with the same planner and reader as ``prune``; the draws come
+from the engine's own providers (philox: ``gpuprune.rng`` row/group draws; snudda: the engine's
+per-dest PCG64 streams with their ``3n + 2`` offsets over every group that has parameters).
+"""
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from gpuprune import rng as _rng
+from gpuprune.engine import (
+    PHILOX,
+    SNUDDA,
+    PruneContext,
+    SnuddaDraws,
+    check_relative_distance,
+    distance_probability,
+    merge_order,
+)
+from gpuprune.errors import InputError
+from gpuprune.format import KINDS
+from gpuprune.io.reader import close_files, read_chunk
+from gpuprune.rules import GAP_JUNCTION_CHANNEL
+
+#: rows read per chunk while building a model
+BUILD_ROW_BUDGET = 2_000_000
+
+
+@dataclass
+class PathwayModel:
+    """One pathway under one seed, ready for batched evaluation.
+
+    Groups are sorted by pair (dest, src); rows by group, then ascending ``r_f1`` (a row's place in its
+    group does not matter to the counts).
+    """
+
+    pathway: tuple  # (pre, post, con_type)
+    seed: int
+    mode: str
+    num_putative: int  # putative rows of the pathway
+    group_src: np.ndarray
+    group_dest: np.ndarray
+    group_block: np.ndarray  # int8: 0 pruning, 1 pruning_other
+    group_size: np.ndarray  # putative rows per group
+    r_a3: np.ndarray
+    r_mu2: np.ndarray
+    row_group: np.ndarray  # int32, rows that passed the distance test only
+    r_f1: np.ndarray
+    r_sm: np.ndarray
+    pair_of_group: np.ndarray  # index into pair_src / pair_dest
+    pair_src: np.ndarray
+    pair_dest: np.ndarray
+
+    @property
+    def num_groups(self):
+        return self.group_src.size
+
+    @property
+    def num_rows(self):
+        return self.row_group.size
+
+    def nbytes(self):
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+
+
+def _order_and_groups(ctx, kind, rows, lookup_runs):
+    """The prune order of a chunk's rows (philox: sorted by (dest, src, type), stably; snudda: Snudda's
+    merge order) and the start of each group in it."""
+    n = rows.shape[0]
+    src, dest = rows[:, 0], rows[:, 1]
+    typ = rows[:, 6] if kind.kind_id == _rng.KIND_SYNAPSE else np.full(n, GAP_JUNCTION_CHANNEL, dtype=np.int32)
+    if ctx.mode == SNUDDA:
+        order = merge_order(lookup_runs)
+        if order.size != n:
+            raise InputError(f"{kind.name} lookup runs cover {order.size} rows but the slices hold {n}")
+    else:
+        order = np.lexsort((typ, src, dest))  # stable: rows of a group keep file order (DESIGN §4)
+    s_src, s_dest, s_typ = src[order], dest[order], typ[order]
+    new = (s_src[1:] != s_src[:-1]) | (s_dest[1:] != s_dest[:-1]) | (s_typ[1:] != s_typ[:-1])
+    starts = np.flatnonzero(np.concatenate(([True], new)))
+    return order, s_src, s_dest, s_typ, starts
+
+
+def build_model(net, pathway, codes, blocks, draw_rules, seed, mode, row_budget=BUILD_ROW_BUDGET):
+    """Read the pathway's rows and compute its fixed draws and distance-test outcomes.
+
+    Parameters
+    ----------
+    net : io.network.Network
+    pathway : tuple
+        (pre, post, con_type) names.
+    codes : tuple
+        (pre type id, post type id, channel model id).
+    blocks : sequence of rules.ParameterSet
+        ``pruning`` and, if the pathway uses it, ``pruning_other`` (their distance expressions are used).
+    draw_rules : rules.PruningRules
+        Which groups have parameters, i.e. consume snudda-mode random numbers (ignored in philox mode).
+    """
+    pre_t, post_t, channel = codes
+    kind = KINDS["gap_junctions" if channel == GAP_JUNCTION_CHANNEL else "synapses"]
+    ctx = PruneContext.from_network(net, mode=mode)
+    ctx.seed = _rng.check_seed(seed)
+    ctx.rules = draw_rules
+    is_post = net.neuron_type == post_t
+    post_before = np.concatenate(([0], np.cumsum(is_post)))
+    files = net.spec()["files"][kind.name]
+    parts = []
+    try:
+        for chunk in net.plan(kind.name, row_budget):
+            if post_before[chunk.dest_hi] == post_before[chunk.dest_lo]:
+                continue  # no post neuron of the pathway in this range
+            rows, runs = read_chunk(files, kind, chunk, with_lookup=mode == SNUDDA)
+            parts.append(_chunk_part(ctx, kind, rows, runs, chunk, codes, blocks))
+    finally:
+        close_files()
+    return _assemble(pathway, ctx.seed, mode, parts, net.path)
+
+
+def _chunk_part(ctx, kind, rows, runs, chunk, codes, blocks):
+    pre_t, post_t, channel = codes
+    order, s_src, s_dest, s_typ, starts = _order_and_groups(ctx, kind, rows, runs)
+    n = order.size
+    sizes = np.diff(np.append(starts, n))
+    g_src, g_dest, g_typ = s_src[starts], s_dest[starts], s_typ[starts]
+    sel = np.flatnonzero((ctx.neuron_type[g_src] == pre_t) & (ctx.neuron_type[g_dest] == post_t) & (g_typ == channel))
+    if sel.size == 0:
+        return None
+    other = ctx.population_unit[g_src[sel]] != ctx.population_unit[g_dest[sel]]
+    block = (other & (len(blocks) > 1)).astype(np.int8)
+    pos_all = np.arange(n, dtype=np.int64) - np.repeat(starts, sizes)
+    at = np.repeat(starts[sel] - np.cumsum(sizes[sel]) + sizes[sel], sizes[sel]) + np.arange(int(sizes[sel].sum()))
+    row_sel_group = np.repeat(np.arange(sel.size), sizes[sel])
+    pos = pos_all[at]
+    if ctx.mode == PHILOX:
+        k0, k1 = _rng.neuron_keys(ctx.seed, g_dest[sel])
+        tword = _rng.type_word(g_typ[sel], kind.kind_id)
+        r_a3, r_mu2 = _rng.group_draws(k0, k1, g_src[sel], tword)
+        rg = row_sel_group
+        r_f1, r_dist = _rng.row_draws(k0[rg], k1[rg], s_src[at], pos, tword[rg])
+        r_sm = _rng.row_draws(k0[rg], k1[rg], s_src[at], pos, tword[rg], second=True)
+    else:
+        other_all = ctx.population_unit[g_src] != ctx.population_unit[g_dest]
+        pidx = ctx.rules.parameter_index(ctx.neuron_type[g_src], ctx.neuron_type[g_dest], g_typ, other_all)
+        if np.any(pidx[sel] < 0):
+            raise InputError("the fitted pathway must have parameters in the rules that drive the draws")
+        # the engine's draw provider reads only these fields of its Groups
+        segmented = SimpleNamespace(sizes=sizes, g_dest=g_dest, pos=pos_all, n_groups=starts.size)
+        draws = SnuddaDraws(ctx, segmented, pidx)
+        r_a3, r_mu2 = draws.group(starts[sel])
+        r_f1, r_dist = draws.rows(at, both=True)
+        r_sm = draws.rows_sm(at)
+    # the distance test, fixed during a fit: per block, with the block's expression
+    passed = np.ones(at.size, dtype=bool)
+    c8 = rows[order[at], 8]
+    row_block = block[row_sel_group]
+    for b, ps in enumerate(blocks):  # at most two blocks
+        expr = ps.dist_pruning
+        if expr is None or kind.kind_id != _rng.KIND_SYNAPSE:
+            continue
+        rsel = np.flatnonzero(row_block == b)
+        gsel = np.flatnonzero(block == b)
+        if rsel.size == 0:
+            continue
+        g_first = np.cumsum(sizes[sel]) - sizes[sel]
+        c8_min = np.minimum.reduceat(c8, g_first)[gsel]
+        c8_max = np.maximum.reduceat(c8, g_first)[gsel]
+        check_relative_distance(ctx, c8_min, c8_max, g_dest[sel][gsel])
+        dests = s_dest[at][rsel]
+        prob = distance_probability(ctx, expr, c8[rsel], lambda dests=dests: dests)
+        passed[rsel] = r_dist[rsel] < prob
+    keep = np.flatnonzero(passed)
+    return (g_src[sel], g_dest[sel], block, sizes[sel], r_a3, r_mu2, row_sel_group[keep], r_f1[keep], r_sm[keep])
+
+
+def _assemble(pathway, seed, mode, parts, where):
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        raise InputError(f"pathway {','.join(pathway)} has no putative rows in this network", where)
+    offsets = np.cumsum([0] + [p[0].size for p in parts])[:-1]
+    cat = [np.concatenate([p[i] for p in parts]) for i in range(6)]
+    row_group = np.concatenate([p[6] + o for p, o in zip(parts, offsets, strict=True)])
+    r_f1 = np.concatenate([p[7] for p in parts])
+    r_sm = np.concatenate([p[8] for p in parts])
+    g_src, g_dest, block, size, r_a3, r_mu2 = cat
+    # groups by pair (snudda mode may split one pair's rows into several groups); stable
+    pair_key = g_dest.astype(np.int64) * (int(g_src.max()) + 1) + g_src
+    gorder = np.argsort(pair_key, kind="stable")
+    rank = np.empty_like(gorder)
+    rank[gorder] = np.arange(gorder.size)
+    new_group = rank[row_group]
+    # rows by group, then by r_f1: the rows f1 keeps are a prefix of their group (what soft_max revisits)
+    rorder = np.lexsort((r_f1, new_group))
+    keys, pair_of_group = np.unique(pair_key[gorder], return_inverse=True)
+    first = np.searchsorted(pair_key[gorder], keys)
+    return PathwayModel(
+        pathway=tuple(pathway), seed=seed, mode=mode, num_putative=int(size.sum()),
+        group_src=g_src[gorder].astype(np.int64), group_dest=g_dest[gorder].astype(np.int64),
+        group_block=block[gorder], group_size=size[gorder].astype(np.int64),
+        r_a3=r_a3[gorder], r_mu2=r_mu2[gorder], row_group=new_group[rorder].astype(np.int32),
+        r_f1=r_f1[rorder], r_sm=r_sm[rorder], pair_of_group=pair_of_group.astype(np.int64).reshape(-1),
+        pair_src=g_src[gorder][first].astype(np.int64), pair_dest=g_dest[gorder][first].astype(np.int64))

@@ -1,0 +1,186 @@
+"""``Tuner``: the putative rows of chosen pathways held in memory, evaluated for many parameter sets at once."""
+
+import numpy as np
+
+from gpuprune.engine import MODES
+from gpuprune.errors import InputError
+from gpuprune.io.network import Network
+from gpuprune.rules import ParameterSet, PruningRules
+from gpuprune.stats import Bins, count_all_pairs, pair_distance, read_neurons, self_pair_count
+from gpuprune.stats.targets import parse_pathway
+from gpuprune.tune.evaluate import Evaluator, ParameterBatch
+from gpuprune.tune.model import BUILD_ROW_BUDGET, build_model
+from gpuprune.tune.pairstats import pair_statistics
+
+
+def _backend(device):
+    if device in ("cpu", None):
+        return np, "cpu"
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            return cupy, "gpu"
+    except Exception:  # no CuPy or no device: "auto" falls back to the CPU
+        if device == "gpu":
+            from gpuprune.errors import DeviceError
+
+            raise DeviceError("device='gpu' needs CuPy and a CUDA device") from None
+    if device == "gpu":
+        from gpuprune.errors import DeviceError
+
+        raise DeviceError("device='gpu' needs CuPy and a CUDA device")
+    return np, "cpu"
+
+
+class Tuner:
+    """Pathways of a network held in memory for fast, exact re-pruning with other parameters.
+
+    Parameters
+    ----------
+    network_path : str
+        The network directory (detect output).
+    pathways : str or sequence
+        ``"Pre,Post,ConType"`` names (e.g. ``"dSPN,iSPN,GABA"``), one or several.
+    seeds : int or sequence of int, optional
+        Prune seeds to average over; default the network's (``random_seed.prune`` of the config).
+    rng : {"philox", "snudda"}
+    device : {"cpu", "gpu", "auto"}
+    config_file : str, optional
+    optimise_pruning : dict, optional
+        Reproduce what Snudda's ``OptimisePruning`` computes: prune with only the fitted pathway's
+        parameters present (this dict, its ``extra_pruning_parameters``, completed with Snudda's
+        defaults; no ``pruning_other``), so only that pathway's groups consume random numbers
+        (snudda mode).  Default: a real prune with the config's parameters for every pathway.
+    """
+
+    def __init__(self, network_path, pathways, seeds=None, rng="philox", device="cpu", config_file=None,
+                 optimise_pruning=None, row_budget=BUILD_ROW_BUDGET):
+        if rng not in MODES:
+            raise InputError(f"unknown randomness mode {rng!r}; choose one of {', '.join(MODES)}")
+        self.network = net = Network(network_path, config_file=config_file)
+        self.rng = rng
+        self.xp, self.device = _backend(device)
+        pathways = [pathways] if isinstance(pathways, str) else list(pathways)
+        self.pathways = [parse_pathway(p) for p in pathways]
+        if not self.pathways:
+            raise InputError("no pathway given")
+        seeds = [net.random_seed] if seeds is None else ([seeds] if np.isscalar(seeds) else list(seeds))
+        self.seeds = seeds
+        self.neurons = read_neurons(net.worklog_path)
+        self.optimise_pruning = optimise_pruning
+        self.blocks, self.codes, self.evaluators, self._draw_rules = {}, {}, {}, {}
+        for pw in self.pathways:  # resolve every pathway before reading any row
+            self.codes[pw], self.blocks[pw], self._draw_rules[pw] = self._resolve(pw)
+        for pw in self.pathways:
+            for s in seeds:
+                model = build_model(net, pw, self.codes[pw], self.blocks[pw], self._draw_rules[pw], s, rng,
+                                    row_budget)
+                self.evaluators[pw, s] = Evaluator(model, self.xp)
+        self._denominators, self._pair_bins = {}, {}
+
+    def _resolve(self, pathway):
+        net, rules = self.network, self.network.rules
+        key = next((k for k, names in rules.pathway_names.items() if tuple(names) == pathway), None)
+        if key is None:
+            known = ", ".join(",".join(v) for v in rules.pathway_names.values())
+            raise InputError(f"unknown pathway {','.join(pathway)}; the config has: {known}", rules.config_path)
+        pruning, other, _ = rules.pathways[key]
+        if self.optimise_pruning is None:
+            blocks = [pruning] if other is None else [pruning, other]
+            return key, blocks, rules
+        extra = dict(self.optimise_pruning)
+        pre, post, con_type = pathway
+        where = f"optimise_pruning [{pre},{post} {con_type}]"
+        block = ParameterSet.from_block(extra, where, is_gap_junction=key[2] == 3,
+                                        has_max_soma_distance=net.max_soma_distance_dend is not None)
+        config = {"regions": {"fit": {"connectivity": {f"{pre},{post}": {con_type: {"pruning": extra}}}}}}
+        only = PruningRules(config, where, net.type_names, net.connectivity_distributions,
+                            has_max_soma_distance=net.max_soma_distance_dend is not None)
+        return key, [block], only
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def model(self, pathway=None, seed=None):
+        pw, s = self._key(pathway, seed)
+        return self.evaluators[pw, s].model
+
+    def _key(self, pathway, seed):
+        pw = self.pathways[0] if pathway is None else parse_pathway(pathway)
+        if pw not in self.codes:
+            raise InputError(f"pathway {','.join(pw)} is not one this Tuner holds")
+        return pw, self.seeds[0] if seed is None else seed
+
+    def batch(self, params, pathway=None):
+        """A :class:`ParameterBatch` from ``{name: values}`` (names ``f1``, ``pruning_other.mu2``, ...)."""
+        pw, _ = self._key(pathway, None)
+        return ParameterBatch.build(self.blocks[pw], params)
+
+    def evaluate(self, params, pathway=None, seed=None):
+        """Kept rows per group of one pathway and seed: int32 (P, groups), groups as ``model().group_*``.
+
+        ``params`` maps parameter names to arrays of P values; parameters not named keep the
+        config's value.  On the GPU the result is a CuPy array.
+        """
+        pw, s = self._key(pathway, seed)
+        batch = params if isinstance(params, ParameterBatch) else self.batch(params, pw)
+        return self.evaluators[pw, s].kept(batch)
+
+    def pair_counts(self, params, pathway=None, seed=None):
+        """Kept rows per pair (P, pairs) (a pair's groups summed; in philox mode one group per pair)."""
+        n = self.evaluate(params, pathway, seed)
+        m = self.model(pathway, seed)
+        if m.pair_src.size == m.num_groups:
+            return n
+        n = n.get() if self.xp is not np else n  # snudda mode's split groups: summed on the host
+        return np.add.reduceat(n, np.searchsorted(m.pair_of_group, np.arange(m.pair_src.size)), axis=1)
+
+    # -- statistics ----------------------------------------------------------------------------
+
+    def denominators(self, pathway, bins, slab=None, self_pairs=False):
+        """All pre x post pairs per bin (cached): do not depend on the parameters."""
+        pw, _ = self._key(pathway, None)
+        key = (pw, tuple(bins.start), tuple(bins.end), bins.inclusive, slab, self_pairs)
+        if key not in self._denominators:
+            pre, post = self.neurons.ids_of(pw[0]), self.neurons.ids_of(pw[1])
+            pos = self.neurons.position
+            total = count_all_pairs(pos[pre], pos[post], bins, slab)
+            if not self_pairs:
+                total = total - self_pair_count(pre, post) * bins.count(np.zeros(1))
+            self._denominators[key] = total
+        return self._denominators[key]
+
+    def pair_bins(self, pathway, seed, bins, slab=None, self_pairs=False):
+        """(bins, pairs) float32 0/1 matrix: which bins each putative pair's soma distance lies in (float32
+        sums of 0/1 are exact up to 2**24 pairs per bin)."""
+        key = (parse_pathway(pathway) if pathway is not None else None, seed, tuple(bins.start), tuple(bins.end),
+               bins.inclusive, slab, self_pairs)
+        cached = self._pair_bins.get(key)
+        if cached is None:
+            m = self.model(pathway, seed)
+            pos = self.neurons.position
+            member = bins.contains(pair_distance(pos[m.pair_src], pos[m.pair_dest], slab))
+            if not self_pairs:
+                member &= (m.pair_src != m.pair_dest)[:, None]
+            cached = self._pair_bins[key] = self.xp.asarray(member.T.astype(np.float32))  # (bins, pairs)
+        return cached
+
+    def statistics(self, params, bins, pathway=None, seed=None, slab=None, self_pairs=False):
+        """Per parameter set: connected pairs and all pairs per bin, and synapses per connected pair.
+
+        Returns
+        -------
+        dict of NumPy arrays: ``connected`` (P, bins), ``total`` (bins,), ``pairs`` (P,), ``mean``,
+        ``std``, ``p20`` (P,), ``histogram`` (P, n_max + 1) of kept rows per pair.
+        """
+        bins = bins if isinstance(bins, Bins) else Bins.of(bins)
+        pw, s = self._key(pathway, seed)
+        n = self.pair_counts(params, pw, s)
+        return pair_statistics(self.xp, n.T, self.pair_bins(pw, s, bins, slab, self_pairs),
+                               self.denominators(pw, bins, slab, self_pairs))
+
+    def fit(self, targets, params=("f1",), bounds="default", fitness="corrected", **options):
+        """Fit ``params`` to ``targets``; see :func:`gpuprune.tune.fit.fit`.  Returns a FitResult."""
+        from gpuprune.tune.fit import fit  # fit builds on Tuner's methods; imported here, fit never imports tuner
+
+        return fit(self, targets, params=params, bounds=bounds, fitness_kind=fitness, **options)

@@ -1,0 +1,55 @@
+"""``Tuner(optimise_pruning=...)`` gives the fitness Snudda's ``OptimisePruning.opt_helper_func`` computes."""
+
+import os
+
+import numpy as np
+import pytest
+from conftest import copy_network
+
+from gpuprune.stats import Target, load_targets
+from gpuprune.tune import Tuner
+from gpuprune.tune.fit import score
+
+pytest.importorskip("snudda")
+
+EXP_DATA = [(0, 50e-6, 0.5), (0, 100e-6, 0.4), (40e-6, 150e-6, 0.2), (100e-6, 300e-6, 0.1)]
+
+
+@pytest.fixture
+def snudda_network(tmp_path, monkeypatch):
+    from snudda.detect import SnuddaPrune
+
+    net = copy_network("prune3", tmp_path)
+    monkeypatch.chdir(tmp_path)  # Snudda opens the config at the relative path detect recorded (prune3/...)
+    SnuddaPrune(network_path=str(net), keep_files=True).prune()  # leaves the merge files OptimisePruning reads
+    os.makedirs(net / "temp", exist_ok=True)
+    return net
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("con_type", ["GABA", "AMPA"])
+def test_fitness_equals_opt_helper_func(snudda_network, con_type):
+    from snudda.optimise.optimise_pruning import OptimisePruning
+
+    pre = post = "ballanddoublestick"
+    extra = {"dist_pruning": None, "cluster_pruning": False}
+    names = ["f1", "mu2", "a3", "soft_max"]
+    info = {"pre_type": pre, "post_type": post, "con_type": con_type, "exp_data": EXP_DATA,
+            "mean_num_synapses_per_pair": 2.0, "std_num_synapses_per_pair": 1.0, "percentile20_pair": 1.0,
+            "extra_pruning_parameters": extra, "network_path": str(snudda_network), "param_names": names,
+            "min_z": None, "max_z": None}
+    rng = np.random.default_rng(11)
+    x = np.column_stack([rng.uniform(0.2, 1, 5), rng.uniform(0.5, 5, 5), rng.uniform(0.3, 1, 5),
+                         rng.uniform(0.5, 5, 5)])
+    OptimisePruning.op = None
+    try:
+        expected = np.array([OptimisePruning.opt_helper_func(v, info) for v in x])
+    finally:
+        OptimisePruning.op = None
+    assert np.all(np.isfinite(expected)) and np.unique(expected).size > 1
+    tuner = Tuner(snudda_network, f"{pre},{post},{con_type}", rng="snudda", optimise_pruning=extra)
+    (target,) = load_targets({"pathway": f"{pre},{post},{con_type}", "bins": [list(b) for b in EXP_DATA],
+                              "mean_synapses": 2.0, "std_synapses": 1.0, "p20_synapses": 1.0})
+    assert isinstance(target, Target)
+    got = score(tuner, target, {n: x[:, i] for i, n in enumerate(names)}, kind="snudda")
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=0)
