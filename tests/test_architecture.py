@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gpuprune"
 
 #: the layers, lowest first; a module may import its own layer and the layers below it
 LAYERS = [
-    ("errors",),
+    ("errors", "data"),  # data: bundled measurements (JSON), no imports
     ("format",),
     ("rules",),  # config -> parameter tables; pure functions of the config, no files
     ("rng",),

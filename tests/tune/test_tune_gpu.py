@@ -7,7 +7,7 @@ from conftest import copy_network
 from gpuprune.synth import generate_network
 from gpuprune.tune import Evaluator, Tuner
 
-cupy = pytest.importorskip("cupy")
+cupy = pytest.importorskip("cupy", reason="needs CuPy and a CUDA device")
 pytestmark = pytest.mark.gpu
 
 
@@ -15,9 +15,9 @@ pytestmark = pytest.mark.gpu
 def _device():
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
+            pytest.skip("needs CuPy and a CUDA device")
     except cupy.cuda.runtime.CUDARuntimeError:
-        pytest.skip("no CUDA device")
+        pytest.skip("needs CuPy and a CUDA device")
 
 
 def _compare(tuner, pathway, rng):
