@@ -1,20 +1,22 @@
 """What a run leaves beside its output while it runs, and the removal of what a killed run left.
 
-A run holds an exclusive ``flock`` on each temporary it makes (the ``.part`` output file, the workers'
+A run holds an exclusive lock on each temporary it makes (the ``.part`` output file, the workers'
 parts folder) for as long as it lives; the kernel drops the lock when the process dies, even by
 ``kill -9``.  The next run on the same folder removes the temporaries that nobody holds, and never
 one that a live run holds.  Creating a temporary and locking it are two steps, so both happen while
 the run holds a lock on the folder itself (:func:`folder_lock`), which the sweep takes too.
 
-``flock`` is hand-written here (no library keeps locks on directories): on a system without it
-(Windows) nothing is locked and nothing is swept.
+The locking is hand-written here (no library locks a file that HDF5 has open, or a folder): on a
+system without ``fcntl`` (Windows) nothing is locked and nothing is swept.
 """
 
 import contextlib
+import errno
 import glob
 import logging
 import os
 import shutil
+import struct
 import tempfile
 
 from gpuprune.errors import OutputError
@@ -32,15 +34,28 @@ PATTERNS = (".network-synapses-*.hdf5.part", ".gpuprune-parts-*")
 
 
 def _try_lock(path, blocking=False):
-    """An fd of ``path`` (a file or folder) holding an exclusive flock, or None if another process holds it."""
+    """An fd of ``path`` (a file or folder) holding an exclusive lock, or None if another process holds it.
+
+    Files get an open-file-description record lock (Linux ``F_OFD_SETLK``), not ``flock``: HDF5 itself
+    locks (``flock``) a file it writes, which would refuse ours, and releases it on close, before the
+    rename.  OFD locks and ``flock`` do not interact, and unlike POSIX record locks an OFD lock is
+    not dropped when another fd of the file is closed.  Folders (which only gpuprune locks) get ``flock``.
+    """
     if fcntl is None:
         return None
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    ofd = not os.path.isdir(path) and hasattr(fcntl, "F_OFD_SETLK")
+    fd = os.open(path, (os.O_RDWR if ofd else os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0))
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
+        if ofd:
+            request = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)  # struct flock: whole file
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW if blocking else fcntl.F_OFD_SETLK, request)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except OSError as exc:
         os.close(fd)
-        return None
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return None
+        raise
     except BaseException:
         os.close(fd)
         raise
