@@ -68,3 +68,88 @@ def check_large_synthetic(tmp_path, neurons, min_rows, min_chunks, **gpu_options
     assert pathway_counts(gpu) == pathway_counts(cpu)
     assert (tmp_path / "gpu.hdf5").read_bytes() == (tmp_path / "cpu.hdf5").read_bytes()  # the whole file
     return gpu
+
+
+def cupy_devices():
+    """CUDA devices CuPy sees; 0 without CuPy, without a device, or when the query raises."""
+    try:
+        import cupy
+    except Exception:  # noqa: BLE001 - no CuPy, or a broken CUDA install
+        return 0
+    try:
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+class Backend:
+    """One backend of the device suite: ``numpy`` (the CPU engine), ``emulated`` or ``cupy``.
+
+    ``device`` is what to pass to ``gpuprune.prune``; ``pools`` collects the GPU pools made;
+    ``new_device(memory)`` gives a device backend object for single-chunk tests (None for numpy).
+    """
+
+    def __init__(self, name, monkeypatch, **pool_options):
+        from gpuprune import api
+        from gpuprune.device import pool
+
+        self.name, self.pools = name, []
+        self.device = "cpu" if name == "numpy" else "gpu"
+        if name == "emulated":
+            real = pool.GpuPool
+
+            def make(ctx, net, **kw):
+                p = real(ctx, net, emulate=True, **{**pool_options, **kw})
+                self.pools.append(p)
+                return p
+
+            monkeypatch.setattr(pool, "GpuPool", make)
+            monkeypatch.setattr(api, "_gpu_available", lambda: True)
+        elif name == "cupy":
+            real = pool.GpuPool
+
+            def make(ctx, net, **kw):
+                p = real(ctx, net, **{**pool_options, **kw})
+                self.pools.append(p)
+                return p
+
+            monkeypatch.setattr(pool, "GpuPool", make)
+
+    def new_device(self, memory=None):
+        if self.name == "emulated":
+            from gpuprune.device import emulated
+
+            return emulated.EmulatedBackend(memory=memory or emulated.DEFAULT_MEMORY)
+        if self.name == "cupy":
+            from gpuprune.device import cupy_backend
+
+            return cupy_backend.CupyBackend(0)
+        return None
+
+
+def _host_compiler():
+    from gpuprune.device import emulated
+
+    return emulated.host_compiler()
+
+
+#: the backends of the device suite; cupy tests carry the ``gpu`` marker and skip without a device
+BACKENDS = [
+    "numpy",
+    pytest.param("emulated", marks=pytest.mark.skipif(_host_compiler() is None, reason="no C++ compiler")),
+    pytest.param("cupy", marks=[pytest.mark.gpu,
+                                pytest.mark.skipif(cupy_devices() == 0, reason="needs CuPy and a CUDA device")]),
+]
+DEVICE_BACKENDS = BACKENDS[1:]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, monkeypatch):
+    """The backend a device-suite test runs on (one test, every backend)."""
+    return Backend(request.param, monkeypatch)
+
+
+@pytest.fixture(params=DEVICE_BACKENDS)
+def device_backend(request, monkeypatch):
+    """The same, for tests that need a device (emulated or CuPy)."""
+    return Backend(request.param, monkeypatch)
