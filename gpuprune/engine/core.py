@@ -340,7 +340,7 @@ def _cluster_select(ctx, coords_of, cand_pos, cand_group, n_keep_of_group, stabl
     return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
 
 
-def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None):
+def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None, trace=None):
     """Prune all rows onto dest neurons ``[dest_lo, dest_hi)``.
 
     Parameters
@@ -358,6 +358,12 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
         For tests: ``draws(starts, sizes, pos)`` returns an object with the
         methods ``group(starts)``, ``rows(idx, both)`` and ``rows_sm(idx)`` that
         supplies the random numbers instead of the mode's generator.
+    trace : callable, optional
+        For the report's funnel: ``trace(starts, sizes, g_src, g_dest, g_typ)``
+        returns a callable ``step(name, keep)`` that is called with the row
+        mask (chunk order) after each rule: ``"rule"`` (groups with parameters),
+        ``"a3"``, ``"f1"`` (with distance), ``"soft_max"``, ``"mu2"``,
+        ``"cluster"``.  It must not keep ``keep``, which changes afterwards.
 
     Returns
     -------
@@ -417,6 +423,9 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
     p = np.where(has, pidx, 0)  # safe index; masked by `has`
     live = has.copy()
     no_rules = not rules.parameter_sets
+    if trace is not None:
+        trace = trace(starts, sizes, g_src, g_dest, g_typ)
+        trace("rule", np.repeat(has, sizes))
 
     if draws is not None:
         draws = draws(starts, sizes, pos)
@@ -447,6 +456,8 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
 
     # f1 and distance, per row
     keep = np.repeat(live, sizes)
+    if trace is not None:
+        trace("a3", keep)
     dist_pass = None
     need_g = np.zeros(n_groups, dtype=bool) if no_rules else live & rules.needs_row_draw[p]
     if need_g.any():
@@ -481,6 +492,8 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
             keep[idx] = ok
 
     n_keep = _group_sums(keep, starts)
+    if trace is not None:
+        trace("f1", keep)
 
     # soft_max
     g_sm = np.zeros(n_groups, dtype=bool) if no_rules else \
@@ -493,6 +506,8 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
         at, thr = at[at_kept], thr[at_kept]
         keep[at] = draws.rows_sm(at) < thr
         n_keep = _group_sums(keep, starts)
+    if trace is not None:
+        trace("soft_max", keep)
 
     # mu2
     if r_mu2 is not None:
@@ -505,6 +520,8 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
                 live[dropped] = False
                 keep[_expand(starts[dropped], sizes[dropped])] = False
     n_keep = np.where(live, n_keep, 0)
+    if trace is not None:
+        trace("mu2", keep)
 
     # cluster pruning: keep the n most clustered candidates
     g_cl = np.zeros(n_groups, dtype=bool) if no_rules else live & rules.cluster[p] & (n_keep > 0)
@@ -516,6 +533,8 @@ def prune_chunk(ctx, kind, rows, dest_lo, dest_hi, lookup_runs=None, draws=None)
                                  .astype(np.int64), cand_pos, cand_group, n_keep, stable=ctx.mode != SNUDDA)
         keep[at] = False
         keep[chosen] = True
+    if trace is not None:
+        trace("cluster", keep)
 
     # 5. compact
     kept = np.flatnonzero(keep)
