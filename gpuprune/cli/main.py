@@ -114,6 +114,9 @@ def build_parser():
     _add_prune(sub)
     _add_synth(sub)
     _add_demo(sub)
+    from gpuprune.cli import report
+
+    report.add_parser(sub)
     return parser
 
 
