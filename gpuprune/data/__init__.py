@@ -1,0 +1,1 @@
+"""Bundled data files (measured striatal connectivity, see gpuprune.stats.targets)."""
