@@ -41,6 +41,8 @@ def add_parser(subparsers):
                                                           "(Snudda's striatum analysis: 70)")
     p.add_argument("--centre-margin", type=_um, metavar="UM",
                    help="only postsynaptic neurons at least UM inside the somata's bounding box (edge effects)")
+    p.add_argument("--targets", help="measurements to compare with: a targets JSON file (as gpuprune fit takes) "
+                                      "or a bundled dataset name (default: every bundled measurement)")
     p.add_argument("--no-plots", action="store_true", help="tables and JSON only")
     p.add_argument("--quiet", action="store_true", help="print no table")
     p.set_defaults(func=run)
@@ -54,7 +56,7 @@ def run(args):
 
     rep = report(args.network, args.pruned, config_file=args.config, rng=args.rng, random_seed=args.seed,
                  bin_width=args.bin_width, max_distance=args.max_distance, slab=args.slab,
-                 centre_margin=args.centre_margin, progress=None if args.quiet else ProgressBar("report"))
+                 centre_margin=args.centre_margin, targets=args.targets, progress=None if args.quiet else ProgressBar("report"))
     out = rep.save(args.output or os.path.join(args.network, "report"), plots=False if args.no_plots else None)
     if not args.quiet:
         print(rep.table())

@@ -105,7 +105,8 @@ class Report:
 
 
 def report(network_path, pruned_file=None, *, output=None, config_file=None, rng="philox", random_seed=None,
-           bin_width=BIN_WIDTH, max_distance=MAX_DISTANCE, slab=None, centre_margin=None, progress=None):
+           bin_width=BIN_WIDTH, max_distance=MAX_DISTANCE, slab=None, centre_margin=None, targets=None,
+           progress=None):
     """The connectivity report of a pruned network, against the bundled measurements.
 
     Parameters
@@ -128,6 +129,9 @@ def report(network_path, pruned_file=None, *, output=None, config_file=None, rng
     centre_margin : float, optional
         Only postsynaptic neurons at least this far (metres) inside the bounding box of the
         somata, against edge effects.
+    targets : str, dict or list, optional
+        Measurements to compare with (:func:`gpuprune.stats.load_targets`: a JSON file, a dict, a
+        list, or a bundled dataset name); default every bundled measurement.
     progress : callable or bool, optional
         ``progress(done_rows, total_rows)``, or True for a tqdm bar (``tqdm.auto``: a widget in
         notebooks).
@@ -155,7 +159,7 @@ def report(network_path, pruned_file=None, *, output=None, config_file=None, rng
     try:
         data = compute(network_path, pruned_file, config_file=config_file, rng=rng, random_seed=random_seed,
                        bin_width=bin_width, max_distance=max_distance, slab=slab, centre_margin=centre_margin,
-                       progress=progress)
+                       targets=targets, progress=progress)
     finally:
         if bar is not None:
             bar.close()

@@ -20,15 +20,21 @@ from gpuprune.format import COUNT, GAP_JUNCTIONS, SYNAPSES
 from gpuprune.io.network import Network
 from gpuprune.report.funnel import STEPS, run_funnel
 from gpuprune.rules.params import GAP_JUNCTION_CHANNEL
-from gpuprune.stats.connectivity import Bins, connectivity, count_all_pairs, self_pair_count, wilson_interval
+from gpuprune.stats import (
+    Bins,
+    count_all_pairs,
+    dataset_names,
+    load_targets,
+    self_pair_count,
+    target_from_dataset,
+)
+from gpuprune.stats import pathway_connectivity as connectivity
 
 #: report.json format version
 VERSION = 1
 #: default distance bins (metres): Snudda's analysis uses 20 um bins
 BIN_WIDTH = 20e-6
 MAX_DISTANCE = 500e-6
-#: the bundled measurements (gpuprune/data)
-EXPERIMENTS = "striatum_connectivity.json"
 
 
 def _floats(a):
@@ -48,11 +54,9 @@ def _json_ready(value):
     return value
 
 
-def load_experiments():
-    """The bundled measured connection probabilities: a list of datasets (dicts with pre, post, con_type,
-    bins [[start, end, P], ...] in metres, n, N, reference)."""
-    text = resources.files("gpuprune.data").joinpath(EXPERIMENTS).read_text()
-    return [dict(v, name=k) for k, v in json.loads(text)["datasets"].items()]
+def bundled_targets():
+    """Every bundled measurement (:mod:`gpuprune.stats.targets`) as a list of (name, Target)."""
+    return [(name, target_from_dataset(name)) for name in dataset_names()]
 
 
 def read_pruned(path, num_neurons):
@@ -118,7 +122,7 @@ class _Totals:
         return self.cache[key]
 
 
-def _pathway(net, codes, code, funnel, positions, post_ok, bins, totals):
+def _pathway(net, codes, code, funnel, positions, post_ok, bins, totals, targets):
     pre_t, post_t, ch = (int(v) for v in codes.decode(int(code)))
     kind = GAP_JUNCTIONS.name if ch == GAP_JUNCTION_CHANNEL else SYNAPSES.name
     names = net.rules.describe(pre_t, post_t, ch)
@@ -139,23 +143,19 @@ def _pathway(net, codes, code, funnel, positions, post_ok, bins, totals):
     out_deg = np.bincount(src[on], minlength=n)
     in_deg = np.bincount(dest[on], minlength=n)
     exps = []
-    for e in load_experiments() if kind == SYNAPSES.name else []:
-        if e["pre"] != net.type_names[pre_t] or e["post"] != net.type_names[post_t] \
-                or (names is not None and e.get("con_type", name) != name):
+    for label, t in targets if kind == SYNAPSES.name else []:
+        if t.pathway[:2] != (net.type_names[pre_t], net.type_names[post_t]) \
+                or (names is not None and t.pathway[2] != name):
             continue
-        eb = Bins.of(e["bins"], inclusive=True, where=EXPERIMENTS)
-        model = connectivity(positions, pre_ids, post_ids, src[centre], dest[centre], kept[centre], eb,
-                             slab=totals.slab, total=totals(pre_ids, post_ids, pre_t, post_t, eb))
-        p_exp = np.array([b[2] for b in e["bins"]], dtype=np.float64)
-        if e.get("n") is not None and e.get("N") is not None:
-            lo, hi = wilson_interval(np.asarray(e["n"]), np.asarray(e["N"]))
-        else:
-            lo = hi = np.full(p_exp.size, np.nan)
+        model = connectivity(positions, pre_ids, post_ids, src[centre], dest[centre], kept[centre], t.bins,
+                             slab=totals.slab, total=totals(pre_ids, post_ids, pre_t, post_t, t.bins))
+        lo, hi = t.interval
         p_mod = model.probability
-        outside = (p_mod < lo) | (p_mod > hi)
-        exps.append({"name": e["name"], "reference": e.get("reference", ""), "bins": [[float(s), float(t)] for s, t in zip(eb.start, eb.end)],
-                     "P": _floats(p_exp), "n": e.get("n"), "N": e.get("N"), "ci95": [_floats(lo), _floats(hi)],
-                     "model": model.as_dict(), "outside": [bool(x) for x in outside]})
+        exps.append({"name": label, "reference": t.reference,
+                     "bins": [[float(s), float(e)] for s, e in zip(t.bins.start, t.bins.end, strict=True)],
+                     "P": _floats(t.probability), "n": None if t.n is None else np.asarray(t.n).tolist(),
+                     "N": None if t.N is None else np.asarray(t.N).tolist(), "ci95": [_floats(lo), _floats(hi)],
+                     "model": model.as_dict(), "outside": [bool(x) for x in (p_mod < lo) | (p_mod > hi)]})
     return {
         "code": int(code), "pre": net.type_names[pre_t], "post": net.type_names[post_t], "name": name, "kind": kind,
         "channel": ch, "has_rule": names is not None,
@@ -170,7 +170,8 @@ def _pathway(net, codes, code, funnel, positions, post_ok, bins, totals):
 
 
 def compute(network_path, pruned_file=None, *, config_file=None, rng="philox", random_seed=None,
-            bin_width=BIN_WIDTH, max_distance=MAX_DISTANCE, slab=None, centre_margin=None, progress=None):
+            bin_width=BIN_WIDTH, max_distance=MAX_DISTANCE, slab=None, centre_margin=None, targets=None,
+            progress=None):
     """Compute the report of a pruned network (see :func:`gpuprune.report.report`); returns a JSON-ready dict."""
     net = Network(network_path, config_file=config_file, random_seed=random_seed)
     pruned_file = os.path.abspath(pruned_file or os.path.join(net.path, "network-synapses.hdf5"))
@@ -189,10 +190,16 @@ def compute(network_path, pruned_file=None, *, config_file=None, rng="philox", r
     bins = Bins.regular(bin_width, max_distance)
     totals = _Totals(positions, slab)
     codes = funnel.codes
-    pathways = [_pathway(net, codes, c, funnel, positions, post_ok, bins, totals)
+    explicit = targets is not None
+    targets = bundled_targets() if targets is None else \
+        [(', '.join(t.pathway), t) for t in load_targets(targets)]
+    pathways = [_pathway(net, codes, c, funnel, positions, post_ok, bins, totals, targets)
                 for c in np.flatnonzero(funnel.rows[0])]
     if not pathways:
         raise InputError("no putative synapses or gap junctions: nothing to report", network_path)
+    if explicit and not any(p["experiments"] for p in pathways):
+        raise InputError("no pathway of the network matches the targets given: "
+                         f"{', '.join(sorted({name for name, _ in targets}))}", network_path)
     if not any(p["has_rule"] for p in pathways):
         raise InputError("no pathway has pruning rules in the config: nothing to report", net.config_path)
     return _json_ready({
