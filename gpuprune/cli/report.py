@@ -56,7 +56,8 @@ def run(args):
 
     rep = report(args.network, args.pruned, config_file=args.config, rng=args.rng, random_seed=args.seed,
                  bin_width=args.bin_width, max_distance=args.max_distance, slab=args.slab,
-                 centre_margin=args.centre_margin, targets=args.targets, progress=None if args.quiet else ProgressBar("report"))
+                 centre_margin=args.centre_margin, targets=args.targets,
+                 progress=None if args.quiet else ProgressBar("report"))
     out = rep.save(args.output or os.path.join(args.network, "report"), plots=False if args.no_plots else None)
     if not args.quiet:
         print(rep.table())

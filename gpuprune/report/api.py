@@ -6,8 +6,8 @@ import os
 from gpuprune.errors import InputError
 from gpuprune.report import figures, tables
 from gpuprune.report import html as html_page
-from gpuprune.report.compute import MAX_DISTANCE, compute
 from gpuprune.report.compute import BIN_WIDTH as BIN_WIDTH
+from gpuprune.report.compute import MAX_DISTANCE, compute
 
 JSON_FILE = "report.json"
 HTML_FILE = "index.html"

@@ -7,9 +7,7 @@ measurements with the model's value over the same distance range, synapses per c
 pair and in/out-degree distributions.
 """
 
-import json
 import os
-from importlib import resources
 
 import h5py
 import numpy as np
