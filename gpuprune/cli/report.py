@@ -16,10 +16,17 @@ def _um(text):
     return value * 1e-6
 
 
-def add_parser(subparsers):
-    """Add the ``report`` command to the ``gpuprune`` parser's subparsers."""
-    from gpuprune.cli.main import _seed
+def _seed(text):
+    import argparse
 
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def add_parser(subparsers):
+    """Add the ``report`` command to the ``gpuprune`` parser's subparsers; returns the subparser."""
     p = subparsers.add_parser(
         "report", help="connectivity of a pruned network against measured data (figures, HTML, JSON)",
         description="Prune NETWORK again in memory with the same config, seed and randomness to count what "
@@ -51,13 +58,12 @@ def add_parser(subparsers):
 
 def run(args):
     """Run the command; returns the exit status."""
-    from gpuprune.cli.main import ProgressBar
     from gpuprune.report import report
 
     rep = report(args.network, args.pruned, config_file=args.config, rng=args.rng, random_seed=args.seed,
                  bin_width=args.bin_width, max_distance=args.max_distance, slab=args.slab,
                  centre_margin=args.centre_margin, targets=args.targets,
-                 progress=None if args.quiet else ProgressBar("report"))
+                 progress=not args.quiet)  # a tqdm bar
     out = rep.save(args.output or os.path.join(args.network, "report"), plots=False if args.no_plots else None)
     if not args.quiet:
         print(rep.table())
@@ -69,10 +75,22 @@ def run(args):
 
 
 def main(argv=None):
-    """``gpuprune report ARGS`` (for tests and ``python -m gpuprune.cli.report``); returns the exit status."""
-    from gpuprune.cli.main import main as gpuprune_main
+    """``gpuprune report ARGS`` on its own (tests, ``python -m gpuprune.cli.report``); returns the exit status.
 
-    return gpuprune_main(["report", *(sys.argv[1:] if argv is None else argv)])
+    Bad input prints one line on stderr and returns 2, as the ``gpuprune`` command does.
+    """
+    import argparse
+
+    from gpuprune.errors import DeviceError, InputError
+
+    parser = argparse.ArgumentParser(prog="gpuprune")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["report", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return run(args)
+    except (InputError, DeviceError) as exc:
+        print(f"gpuprune: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

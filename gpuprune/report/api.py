@@ -147,6 +147,8 @@ def report(network_path, pruned_file=None, *, output=None, config_file=None, rng
     >>> rep.plot_pathway("dSPN,iSPN")                                   # doctest: +SKIP
     """
     bar = None
+    if progress is False:
+        progress = None
     if progress is True:
         from tqdm.auto import tqdm
 
@@ -167,3 +169,20 @@ def report(network_path, pruned_file=None, *, output=None, config_file=None, rng
     if output is not None:
         rep.save(output)
     return rep
+
+
+def demo_report(network_path, directory):
+    """``gpuprune demo``'s last step: the report of the pruned network into ``DIRECTORY/report``.
+
+    Prints the summary table (with the comparison against the bundled measurements), where the
+    page is and, without matplotlib, the one-line hint; returns :meth:`Report.save`'s paths.
+    """
+    rep = report(network_path)
+    out = rep.save(os.path.join(directory, "report"))
+    print()
+    print(rep.table())
+    if out["hint"]:
+        print(out["hint"])
+    print(f"report: {os.path.abspath(out['html'])} ({len(out['figures'])} figure(s)); numbers in "
+          f"{os.path.abspath(out['json'])}")
+    return out
