@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 from gpuprune.errors import InputError
 from gpuprune.report import figures, tables
@@ -16,8 +17,10 @@ HTML_FILE = "index.html"
 class Report:
     """Every number of a report (:attr:`data`, JSON-ready), with tables, figures and files made from it."""
 
-    def __init__(self, data):
+    def __init__(self, data, timings=None):
         self.data = data
+        #: seconds per phase (compute: open, read_pruned, funnel, check, statistics; save: figures, write)
+        self.timings = {} if timings is None else timings
 
     @classmethod
     def load(cls, path):
@@ -52,8 +55,11 @@ class Report:
 
     # figures (matplotlib Figures, for notebooks)
     def plot_pathway(self, pathway=0):
-        """The four panels of one pathway (index, ``"pre,post[,connection]"``)."""
+        """The three panels of one pathway (index, ``"pre,post[,connection]"``)."""
         return figures.plot_pathway(self.data, pathway)
+
+    def plot_pathway_funnel(self, pathway=0):
+        return figures.plot_pathway_funnel(self.data, pathway)
 
     def plot_connection_probability(self, pathway=0):
         return figures.plot_connection_probability(self.data, pathway)
@@ -85,8 +91,10 @@ class Report:
         plots = figures.have_matplotlib() if plots is None else plots
         hint = None if plots else figures.PLOT_HINT
         pngs = {}
+        t0 = time.perf_counter()
         if plots:
             pngs = figures.render_all(self.data, workers)
+        t1 = time.perf_counter()
         paths = []
         for key, png in pngs.items():
             p = self.pathways[key] if key != "funnel" else None
@@ -101,6 +109,8 @@ class Report:
             fh.write(self.to_json())
         with open(out["html"], "w", encoding="utf-8") as fh:
             fh.write(html_page.render(self.data, pngs, hint))
+        self.timings["figures"] = t1 - t0
+        self.timings["write"] = time.perf_counter() - t1
         return out
 
 
@@ -158,14 +168,15 @@ def report(network_path, pruned_file=None, *, output=None, config_file=None, rng
             bar.total = total
             bar.n = done
             bar.refresh()
+    timings = {}
     try:
         data = compute(network_path, pruned_file, config_file=config_file, rng=rng, random_seed=random_seed,
                        bin_width=bin_width, max_distance=max_distance, slab=slab, centre_margin=centre_margin,
-                       targets=targets, progress=progress)
+                       targets=targets, progress=progress, timings=timings)
     finally:
         if bar is not None:
             bar.close()
-    rep = Report(data)
+    rep = Report(data, timings)
     if output is not None:
         rep.save(output)
     return rep

@@ -8,6 +8,7 @@ pair and in/out-degree distributions.
 """
 
 import os
+import time
 
 import h5py
 import numpy as np
@@ -106,6 +107,19 @@ def _degree_hist(ids, counts_of):
     return np.bincount(deg).tolist() if deg.size else []
 
 
+class _Clock:
+    """Adds the seconds since the last call to ``timings[name]`` (nothing when ``timings`` is None)."""
+
+    def __init__(self, timings):
+        self.timings, self.t = timings, time.perf_counter()
+
+    def __call__(self, name):
+        if self.timings is not None:
+            now = time.perf_counter()
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.t
+            self.t = now
+
+
 class _Totals:
     """All-pairs denominators, cached per (pre type, post type, bins), self-pairs removed."""
 
@@ -169,14 +183,22 @@ def _pathway(net, codes, code, funnel, positions, post_ok, bins, totals, targets
 
 def compute(network_path, pruned_file=None, *, config_file=None, rng="philox", random_seed=None,
             bin_width=BIN_WIDTH, max_distance=MAX_DISTANCE, slab=None, centre_margin=None, targets=None,
-            progress=None):
-    """Compute the report of a pruned network (see :func:`gpuprune.report.report`); returns a JSON-ready dict."""
+            progress=None, timings=None):
+    """Compute the report of a pruned network (see :func:`gpuprune.report.report`); returns a JSON-ready dict.
+
+    ``timings``, a dict, receives the seconds of each phase: open, read_pruned, funnel, check, statistics.
+    """
+    clock = _Clock(timings)
     net = Network(network_path, config_file=config_file, random_seed=random_seed)
+    clock("open")
     pruned_file = os.path.abspath(pruned_file or os.path.join(net.path, "network-synapses.hdf5"))
     pruned, positions = read_pruned(pruned_file, net.num_neurons)
+    clock("read_pruned")
     ctx = engine.PruneContext.from_network(net, mode=rng)
     funnel = run_funnel(net, ctx, progress=progress)
+    clock("funnel")
     _check_against_file(funnel, pruned, net.num_neurons, pruned_file)
+    clock("check")
     positions = np.asarray(positions, dtype=np.float64)
     post_ok = np.ones(net.num_neurons, dtype=bool)
     if centre_margin:
@@ -200,6 +222,7 @@ def compute(network_path, pruned_file=None, *, config_file=None, rng="philox", r
                          f"{', '.join(sorted({name for name, _ in targets}))}", network_path)
     if not any(p["has_rule"] for p in pathways):
         raise InputError("no pathway has pruning rules in the config: nothing to report", net.config_path)
+    clock("statistics")
     return _json_ready({
         "version": VERSION, "network": net.path, "pruned_file": pruned_file, "config": net.config_path,
         "rng": rng, "seed": int(ctx.seed), "steps": list(STEPS),

@@ -30,11 +30,11 @@ def _pyplot():
 def _log_y(ax):
     """Log y axis with plain-text tick labels: the default ones are mathtext, whose parser is most
     of the drawing time of a figure."""
-    from matplotlib.ticker import LogFormatter, NullFormatter
+    from matplotlib.ticker import LogFormatter, NullLocator
 
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=True))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_locator(NullLocator())  # minor ticks are a Tick object each: most of a log axis' cost
 
 
 def _nan(values):
@@ -81,10 +81,10 @@ def draw_connection_probability(ax, p, options):
     if p["experiments"]:
         ax.plot([], [], "-", color="tab:red", label="measured, 0..limit (95% CI)")
         ax.plot([], [], "o", mfc="none", color="tab:blue", label="pruned, 0..limit")
-    ax.set_xlabel(f"soma distance ({options['distance']}, µm)")
+    ax.set_xlabel(f"soma distance ({options['distance'].upper()}, µm)")
     ax.set_ylabel("P(connect)")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small", loc="center right")
 
 
 def draw_synapses_per_pair(ax, p):
@@ -98,7 +98,7 @@ def draw_synapses_per_pair(ax, p):
         ax.set_title(f"pruned: mean {a['mean']:.2f}, std {a['std']:.2f}", fontsize="small")
     ax.set_xlabel("synapses per connected pair")
     ax.set_ylabel("pairs")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper right")
 
 
 def draw_degrees(ax, p):
@@ -108,7 +108,7 @@ def draw_degrees(ax, p):
             ax.step(np.arange(h.size), h, where="mid", label=label)
     ax.set_xlabel("connected partners (pruned)")
     ax.set_ylabel("neurons")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper right")
 
 
 def draw_funnel(ax, p, steps):
@@ -121,21 +121,34 @@ def draw_funnel(ax, p, steps):
     if rows.max() > 0:
         _log_y(ax)
     ax.set_ylabel("left after step")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper right")
 
 
 def plot_pathway(data, pathway):
-    """One figure with the four panels of a pathway: P(connect), synapses per pair, degrees, funnel."""
+    """One figure with three panels of a pathway: P(connect), synapses per pair, degrees.
+
+    (Its funnel is in :func:`plot_funnel`, one line per pathway, and in the tables; a fourth
+    panel would add a third to the drawing time, most of a report's time.)
+    """
     p = find_pathway(data, pathway)
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-    draw_connection_probability(axes[0, 0], p, data["options"])
-    draw_synapses_per_pair(axes[0, 1], p)
-    draw_degrees(axes[1, 0], p)
-    draw_funnel(axes[1, 1], p, data["steps"])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    draw_connection_probability(axes[0], p, data["options"])
+    draw_synapses_per_pair(axes[1], p)
+    draw_degrees(axes[2], p)
     fig.suptitle(pathway_label(p))
-    # fixed margins: tight_layout draws the figure once more to measure it (half the drawing time)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.1, top=0.92, wspace=0.22, hspace=0.32)
+    # fixed margins: tight_layout draws the figure once more to measure it
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.86, wspace=0.25)
+    return fig
+
+
+def plot_pathway_funnel(data, pathway):
+    """Rows and pairs left after each step of one pathway (a Figure)."""
+    p = find_pathway(data, pathway)
+    fig, ax = _pyplot().subplots(figsize=(6, 4))
+    draw_funnel(ax, p, data["steps"])
+    ax.set_title(pathway_label(p))
+    fig.tight_layout()
     return fig
 
 
@@ -160,7 +173,7 @@ def plot_funnel(data):
     ax.set_xticks(np.arange(len(steps)), steps)
     _log_y(ax)
     ax.set_ylabel("fraction of putative rows left")
-    ax.legend(fontsize="x-small", ncol=2)
+    ax.legend(fontsize="x-small", ncol=2, loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -206,6 +219,7 @@ def render_all(data, workers=None):
         _init_worker(data)
         return dict(_render(k) for k in keys)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    _pyplot()  # imported once here: forked workers share it (about a second each otherwise)
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                                 initializer=_init_worker, initargs=(data,)) as ex:
         return dict(ex.map(_render, keys, chunksize=max(1, len(keys) // (4 * workers))))
