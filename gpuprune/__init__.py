@@ -10,12 +10,22 @@ from gpuprune.errors import ConfigError, DeviceError, ExpressionError, GpuPruneE
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    """``gpuprune.report(...)``: the report subpackage (callable) is imported on first use."""
+    if name == "report":
+        import importlib
+
+        return importlib.import_module("gpuprune.report")
+    raise AttributeError(f"module 'gpuprune' has no attribute {name!r}")
+
 __all__ = [
     "PathwayStats",
     "PruneResult",
     "Pruner",
     "SnuddaPrune",
     "prune",
+    "report",
     "ConfigError",
     "DeviceError",
     "ExpressionError",

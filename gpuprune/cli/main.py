@@ -34,6 +34,7 @@ COMMANDS = (
     "synth",
     "demo",
     "fit",
+    "report",
 )
 
 

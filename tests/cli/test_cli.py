@@ -121,15 +121,19 @@ def test_demo_without_matplotlib(tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     out = capsys.readouterr().out
     skipped = [line for line in out.splitlines() if "matplotlib is not installed" in line]
-    assert len(skipped) == 1 and skipped[0].startswith("figure skipped") and "gpuprune[plot]" in skipped[0]
+    assert len(skipped) == 1 and skipped[0].startswith("figures skipped") and "gpuprune[plot]" in skipped[0]
     assert "building an example network" in out and "GABA" in out and "demo done" in out
+    assert (work / "report" / "index.html").stat().st_size > 0 and (work / "report" / "report.json").exists()
     assert main(args) == 0  # the second run reuses the network
     assert "reusing the example network" in capsys.readouterr().out
 
 
-def test_demo_figure(tmp_path, capsys):
+def test_demo_ends_with_the_report(tmp_path, capsys):
     pytest.importorskip("matplotlib", reason='matplotlib is not installed (pip install "gpuprune[plot]")')
     work = tmp_path / "demo"
     assert main(["demo", "--dir", str(work), "--neurons", "40", "--synapses-per-neuron", "20",
                  "--device", "cpu"]) == 0
-    assert "figure:" in capsys.readouterr().out and (work / "pruning.png").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "report:" in out and "figures skipped" not in out
+    pngs = list((work / "report").glob("*.png"))
+    assert pngs and all(p.stat().st_size > 0 for p in pngs)
