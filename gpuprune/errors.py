@@ -43,3 +43,8 @@ class DeviceError(GpuPruneError):
 
 class WorkerError(GpuPruneError):
     """A worker process ended abruptly (killed, e.g. by the out-of-memory killer); nothing was written."""
+
+
+def missing_extra(feature, extra):
+    """The message for an optional feature whose extra is not installed (``pip install "gpuprune[extra]"``)."""
+    return f'{feature} needs the optional "{extra}" dependencies: pip install "gpuprune[{extra}]"'
