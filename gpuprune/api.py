@@ -235,7 +235,8 @@ class Pruner:
         if remote:
             from gpuprune.execution.remote import remote_pool
 
-            gpu_pool = remote_pool(ctx, net, client=client, mpi=mpi, device=device, gpus=gpus, gpu_memory=gpu_memory)
+            gpu_pool = remote_pool(ctx, net, client=client, mpi=mpi, device=device, gpus=gpus, gpu_memory=gpu_memory,
+                                   output_file=output_file)
             n_workers = gpu_pool.workers
         elif device == "gpu":
             from gpuprune.device import cuda

@@ -7,18 +7,18 @@ initializer.  With ``--device gpu`` each rank prunes on one GPU, chosen by its l
 """
 
 import os
-import signal
 
-from gpuprune.errors import InputError, WorkerError
+from gpuprune.errors import InputError
 from gpuprune.execution.base import SubmitPool
 from gpuprune.execution.remote import install, remote_prune, require
+from gpuprune.execution.watchdog import Watchdog
 
 ROOT = 0
 #: where MPI launchers put a process's rank on its node (MPICH/Hydra, Open MPI, Slurm)
 LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "PMI_LOCAL_RANK")
 
-_RANK_DIED = ("an MPI rank ended abruptly (killed, or out of memory?) and mpiexec is stopping the run; "
-              "no output was written")
+_RANK_DIED = ("gpuprune: error: an MPI rank ended abruptly (killed, or out of memory?), so mpiexec stopped "
+              "the run; no output was written")
 
 
 def _mpi():
@@ -87,23 +87,19 @@ def _install_rank(rctx):
 class MpiPool(SubmitPool):
     """Chunk tasks on the serving ranks of ``MPI.COMM_WORLD`` (made on the root; see :func:`serve_unless_root`)."""
 
-    def __init__(self, rctx):
+    def __init__(self, rctx, output_dir="."):
         comm = _mpi().COMM_WORLD
         if comm.Get_size() < 2:
             serve_unless_root()  # raises the one-line error
         self.workers = comm.Get_size() - 1
         self._cm = _futures().MPICommExecutor(comm, root=ROOT, initializer=_install_rank, initargs=(rctx,))
         self.executor = self._cm.__enter__()
-        # mpiexec stops every rank when one dies: leave through the writer (which removes its temporary file)
-        self._previous = signal.signal(signal.SIGTERM, _on_term)
+        # when one rank dies, mpiexec SIGKILLs all of them: the watchdog then removes the temporary output
+        self._watchdog = Watchdog(output_dir, _RANK_DIED)
 
     def submit(self, files, kind_name, chunk):
         return self.executor.submit(remote_prune, None, files, kind_name, chunk)
 
     def shutdown(self):
-        signal.signal(signal.SIGTERM, self._previous)
         self._cm.__exit__(None, None, None)
-
-
-def _on_term(signum, frame):
-    raise WorkerError(_RANK_DIED)
+        self._watchdog.close()

@@ -123,7 +123,8 @@ def gpu_options(gpus=None, gpu_memory=None, read_threads=None):
     return {k: v for k, v in (("memory_limit", gpu_memory), ("read_threads", read_threads)) if v is not None}
 
 
-def remote_pool(ctx, net, *, client=None, mpi=False, device="auto", gpus=None, gpu_memory=None, read_threads=None):
+def remote_pool(ctx, net, *, client=None, mpi=False, device="auto", gpus=None, gpu_memory=None, read_threads=None,
+                output_file=None):
     """The pool for :meth:`Pruner.prune`'s ``client=`` (Dask) or ``mpi=`` options."""
     rctx = RemoteContext(ctx, net.sources, device, gpu_options(gpus, gpu_memory, read_threads))
     if client is not None:
@@ -132,4 +133,4 @@ def remote_pool(ctx, net, *, client=None, mpi=False, device="auto", gpus=None, g
         return DaskPool(rctx, client)
     from gpuprune.execution.mpi import MpiPool
 
-    return MpiPool(rctx)
+    return MpiPool(rctx, os.path.dirname(os.path.abspath(output_file or ".")))
