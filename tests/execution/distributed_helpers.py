@@ -1,8 +1,11 @@
 """Shared by test_dask.py and test_mpi.py: the networks compared, and the single-process reference."""
 
+import atexit
 import functools
 import importlib
 import os
+import shutil
+import tempfile
 
 import pytest
 from conftest import data_path
@@ -11,7 +14,7 @@ import gpuprune
 from gpuprune.synth import generate_network
 
 #: (network, rng, row budget of the distributed run: many chunks per worker)
-CASES = [(name, rng, budget) for name, budget in (("prune3", 60), ("striatum_300", 20_000), ("synth", 2_000))
+CASES = [(name, rng, budget) for name, budget in (("prune3", 60), ("striatum_300", 100_000), ("synth", 2_000))
          for rng in ("philox", "snudda")]
 
 
@@ -23,21 +26,29 @@ def need(module):
 
 
 @functools.cache
-def synth_network(root):
-    path = os.path.join(root, "synth")
+def _shared_dir():
+    """One folder per test process for the generated network and the references (shared by both test files)."""
+    path = tempfile.mkdtemp(prefix="gpuprune-distributed-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+@functools.cache
+def synth_network():
+    path = os.path.join(_shared_dir(), "synth")
     generate_network(path, num_neurons=120, synapses_per_neuron=80, seed=7)
     return path
 
 
-def network(name, root):
-    return synth_network(str(root)) if name == "synth" else str(data_path(name))
+def network(name):
+    return synth_network() if name == "synth" else str(data_path(name))
 
 
 @functools.cache
-def reference_bytes(name, rng, root):
+def reference_bytes(name, rng):
     """The whole output file of a one-process run (``workers=1``)."""
-    out = os.path.join(root, f"ref-{name}-{rng}.hdf5")
-    gpuprune.prune(network(name, root), rng=rng, device="cpu", workers=1, output_file=out)
+    out = os.path.join(_shared_dir(), f"ref-{name}-{rng}.hdf5")
+    gpuprune.prune(network(name), rng=rng, device="cpu", workers=1, output_file=out)
     with open(out, "rb") as fh:
         return fh.read()
 

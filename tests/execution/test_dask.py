@@ -5,14 +5,20 @@ import os
 import signal
 import sys
 
+import numpy as np
 import pytest
 from conftest import data_path
 from distributed_helpers import CASES, leftovers, need, network, reference_bytes
 
 import gpuprune
+from gpuprune import engine
 from gpuprune.cli.main import main
 from gpuprune.errors import InputError, WorkerError
 from gpuprune.execution import dask as gdask
+from gpuprune.execution.dask import DaskPool
+from gpuprune.execution.pools import InlinePool
+from gpuprune.execution.remote import RemoteContext
+from gpuprune.io.network import Network
 
 
 @pytest.fixture(scope="module")
@@ -26,30 +32,26 @@ def client():
     cluster.close()
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return tmp_path_factory.mktemp("dask-networks")
-
 
 @pytest.mark.parametrize("name,rng,budget", CASES)
-def test_same_bytes_as_one_process(client, root, tmp_path, name, rng, budget):
+def test_same_bytes_as_one_process(client, tmp_path, name, rng, budget):
     client.wait_for_workers(2)
     out = tmp_path / "dask.hdf5"
-    result = gpuprune.prune(network(name, root), rng=rng, device="cpu", output_file=out, client=client,
+    result = gpuprune.prune(network(name), rng=rng, device="cpu", output_file=out, client=client,
                             row_budget=budget)
     assert result.chunks >= 4 and result.workers == 2
-    assert out.read_bytes() == reference_bytes(name, rng, str(root))
+    assert out.read_bytes() == reference_bytes(name, rng)
     assert leftovers(tmp_path) == []
 
 
-def test_executor_of_client_works_too(client, root, tmp_path):
+def test_executor_of_client_works_too(client, tmp_path):
     out = tmp_path / "dask.hdf5"
-    gpuprune.prune(network("prune3", root), device="cpu", output_file=out, client=client.get_executor(),
+    gpuprune.prune(network("prune3"), device="cpu", output_file=out, client=client.get_executor(),
                    row_budget=60)
-    assert out.read_bytes() == reference_bytes("prune3", "philox", str(root))
+    assert out.read_bytes() == reference_bytes("prune3", "philox")
 
 
-def test_killed_worker_reruns_elsewhere(client, root, tmp_path):
+def test_killed_worker_reruns_elsewhere(client, tmp_path):
     """SIGKILL one worker process after the first chunk is written: its tasks rerun, the bytes do not change."""
     client.wait_for_workers(2)
     pids = sorted(client.run(os.getpid).values())
@@ -61,11 +63,10 @@ def test_killed_worker_reruns_elsewhere(client, root, tmp_path):
             killed.append(done)
 
     out = tmp_path / "dask.hdf5"
-    result = gpuprune.prune(network("striatum_300", root), device="cpu", output_file=out, client=client,
-                            row_budget=10_000, progress=kill_once)
-    assert killed and killed[0] < result.synapses_before  # it died mid-run
-    assert out.read_bytes() == reference_bytes("striatum_300", "philox", str(root))
-    client.wait_for_workers(2)  # the nanny restarted it
+    result = gpuprune.prune(network("synth"), device="cpu", output_file=out, client=client,
+                            row_budget=500, progress=kill_once)
+    assert result.chunks > 10 and killed and killed[0] < result.synapses_before  # it died mid-run
+    assert out.read_bytes() == reference_bytes("synth", "philox")
     assert pids[0] not in client.run(os.getpid).values()
 
 
@@ -94,3 +95,26 @@ def test_missing_extra_names_it(tmp_path, monkeypatch, capsys):
                  "--scheduler", "tcp://127.0.0.1:9"]) == 2
     assert 'pip install "gpuprune[dask]"' in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_emulated_gpu_on_each_worker(client):
+    """device="gpu" on the workers (emulated: the same kernels built for the host): the CPU's rows, and each
+    worker keeps its one GPU pool (compiled kernels) for all its tasks."""
+    client.wait_for_workers(2)
+    net = Network(network("synth"))
+    ctx = engine.PruneContext.from_network(net, mode="philox")
+    spec = net.spec()["files"]
+    jobs = [(k, spec[k], net.plan(k, 500)) for k in ("synapses", "gap_junctions")]
+    pool = DaskPool(RemoteContext(ctx, net.sources, "gpu", {"emulate": True}), client)
+    try:
+        got = list(pool.run(jobs))
+        held = client.run(lambda dask_worker, key=pool.held.key: key in dask_worker.data
+                          and dask_worker.data[key]._gpu is not None)
+    finally:
+        pool.shutdown()
+    want = list(InlinePool(ctx).run(jobs))
+    assert len(got) == len(want) > 10
+    for (k1, c1, r1), (k2, c2, r2) in zip(got, want, strict=True):
+        assert (k1, c1) == (k2, c2)
+        assert np.array_equal(r1.rows, r2.rows) and np.array_equal(r1.stats, r2.stats)
+    assert all(held.values())

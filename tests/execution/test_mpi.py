@@ -33,35 +33,30 @@ def launch(n, *args, env=None, timeout=240):
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return tmp_path_factory.mktemp("mpi-networks")
-
-
-def test_same_bytes_as_one_process(root, tmp_path):
+def test_same_bytes_as_one_process(tmp_path):
     """All cases in one launch of 3 ranks (through the Python API): rank 0 writes, ranks 1 and 2 prune."""
-    runs = [(network(name, root), rng, budget, str(tmp_path / f"{name}-{rng}.hdf5")) for name, rng, budget in CASES]
+    runs = [(network(name), rng, budget, str(tmp_path / f"{name}-{rng}.hdf5")) for name, rng, budget in CASES]
     (tmp_path / "runs.json").write_text(json.dumps(runs))
     proc = launch(3, "api", tmp_path / "runs.json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     reported = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(reported) == len(CASES) and all(r["workers"] == 2 and r["chunks"] >= 4 for r in reported)
     for (name, rng, _), (_, _, _, out) in zip(CASES, runs, strict=True):
-        assert open(out, "rb").read() == reference_bytes(name, rng, str(root)), (name, rng)
+        assert open(out, "rb").read() == reference_bytes(name, rng), (name, rng)
     assert leftovers(tmp_path) == []
 
 
-def test_command_line(root, tmp_path):
+def test_command_line(tmp_path):
     out = tmp_path / "o.hdf5"
-    proc = launch(3, "prune", network("prune3", root), "--mpi", "--device", "cpu", "--row-budget", 60,
+    proc = launch(3, "prune", network("prune3"), "--mpi", "--device", "cpu", "--row-budget", 60,
                   "--output", out, "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert out.read_bytes() == reference_bytes("prune3", "philox", str(root))
+    assert out.read_bytes() == reference_bytes("prune3", "philox")
 
 
-def test_dead_rank_is_one_line_and_no_output(root, tmp_path):
+def test_dead_rank_is_one_line_and_no_output(tmp_path):
     out = tmp_path / "o.hdf5"
-    proc = launch(3, "prune", network("striatum_300", root), "--mpi", "--device", "cpu", "--row-budget", 20_000,
+    proc = launch(3, "prune", network("striatum_300"), "--mpi", "--device", "cpu", "--row-budget", 20_000,
                   "--output", out, "--quiet", env={"GPUPRUNE_TEST_KILL_RANK": "2"})
     assert proc.returncode != 0
     ours = [line for line in proc.stderr.splitlines() if line.startswith("gpuprune:")]
