@@ -181,7 +181,7 @@ class Pruner:
 
     def prune(self, output_file=None, *, rng="philox", device="auto", random_seed=None, row_budget=None,
               workers=None, executor=None, compression="lzf", share_parameter_id=True, file_order=None,
-              progress=None, gpus=None, gpu_memory=None):
+              progress=None, gpus=None, gpu_memory=None, client=None, mpi=False):
         """Prune the network and write the output file.
 
         Parameters
@@ -213,6 +213,12 @@ class Pruner:
         gpu_memory : int or str, optional
             GPU path: cap on the device memory to plan with, per device (bytes, or e.g. ``"8G"``);
             default a share of the free memory NVML reports.
+        client : distributed.Client, optional
+            Run chunk tasks on this Dask cluster (each worker on its own GPU with ``device="gpu"``;
+            ``"auto"`` is then decided per worker); see :mod:`gpuprune.execution.dask`.
+        mpi : bool
+            Run chunk tasks on the other ranks of ``mpiexec`` (this must be rank 0); see
+            :mod:`gpuprune.execution.mpi`.
 
         Returns
         -------
@@ -221,7 +227,8 @@ class Pruner:
         t_start = time.perf_counter()
         net = self.network
         engine.check_mode(rng)
-        device = self._device(device, rng)
+        remote = client is not None or bool(mpi)  # the workers pick their own devices
+        device = device if remote else self._device(device, rng)
         _warn_without_lzf()
         output_file = os.path.abspath(output_file or os.path.join(net.path, OUTPUT_FILE))
         self._refuse_input_as_output(output_file)
@@ -234,7 +241,8 @@ class Pruner:
                 return self._prune(output_file, written, t_start, rng=rng, device=device, random_seed=random_seed,
                                    row_budget=row_budget, workers=workers, executor=executor,
                                    compression=compression, share_parameter_id=share_parameter_id,
-                                   file_order=file_order, progress=progress, gpus=gpus, gpu_memory=gpu_memory)
+                                   file_order=file_order, progress=progress, gpus=gpus, gpu_memory=gpu_memory,
+                                   client=client, mpi=mpi)
             except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM / SIGHUP through stop_on_signals
                 signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
                 done = same_file(output_file, written.get("inode"))
@@ -242,7 +250,7 @@ class Pruner:
                 raise Interrupted(signum, output_file, done) from None
 
     def _prune(self, output_file, written, t_start, *, rng, device, random_seed, row_budget, workers, executor,
-               compression, share_parameter_id, file_order, progress, gpus, gpu_memory):
+               compression, share_parameter_id, file_order, progress, gpus, gpu_memory, client=None, mpi=False):
         """:meth:`prune` once the arguments and the output are checked; ``written["inode"]`` is set to the
         temporary output's inode as soon as it exists."""
         net = self.network
@@ -257,7 +265,14 @@ class Pruner:
             raise InputError(f"workers must be at least 1, got {workers}")
         totals = {k: net.num_rows(k) for k in ("synapses", "gap_junctions")}
         gpu_pool = None
-        if device == "gpu":
+        remote = client is not None or bool(mpi)
+        if remote:
+            from gpuprune.execution.remote import remote_pool
+
+            gpu_pool = remote_pool(ctx, net, client=client, mpi=mpi, device=device, gpus=gpus, gpu_memory=gpu_memory,
+                                   output_file=output_file)
+            n_workers = gpu_pool.workers
+        elif device == "gpu":
             from gpuprune.device import pool
 
             options = {k: v for k, v in (("gpus", gpus), ("memory_limit", gpu_memory), ("read_threads", workers))
@@ -266,7 +281,7 @@ class Pruner:
         try:
             plans = {}
             for kind in (SYNAPSES, GAP_JUNCTIONS):
-                if gpu_pool is not None:  # chunks sized to the devices' memory
+                if gpu_pool is not None and not remote:  # chunks sized to the devices' memory
                     budget = row_budget or gpu_pool.row_budget(kind.name)
                 else:
                     budget = row_budget or self._auto_budget(sum(totals.values()), n_workers)
@@ -390,12 +405,18 @@ def prune(network_path, *, config_file=None, random_seed=None, rng="philox", dev
     Returns
     -------
     PruneResult
+        ``None`` on the MPI ranks other than 0 with ``mpi=True`` (they prune for rank 0).
 
     Examples
     --------
     >>> result = gpuprune.prune("networks/striatum")          # doctest: +SKIP
     >>> print(result.table())                                  # doctest: +SKIP
     """
+    if options.get("mpi"):
+        from gpuprune.execution.mpi import serve_unless_root
+
+        if serve_unless_root():  # this rank pruned chunks for rank 0, which writes and returns the result
+            return None
     pruner = Pruner(network_path, config_file=config_file, random_seed=random_seed)
     result = pruner.prune(output_file, rng=rng, device=device, **options)
     result.timings["total"] += pruner.open_s  # this call opened the network too

@@ -109,3 +109,8 @@ class Interrupted(KeyboardInterrupt):
 def unknown_device_message(device, devices):
     """The message for a device that is not one of ``devices``."""
     return f"unknown device {device!r}; choose one of {', '.join(devices)}"
+
+
+def missing_extra(feature, extra):
+    """The message for an optional feature whose extra is not installed (``pip install "gpuprune[extra]"``)."""
+    return f'{feature} needs the optional "{extra}" dependencies: pip install "gpuprune[{extra}]"'

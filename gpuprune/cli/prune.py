@@ -36,18 +36,33 @@ def add_parser(subparsers):
     p.add_argument("--gpu-memory", help="GPU path: device memory to plan with per GPU, e.g. 12G or 500M "
                                         "(default: most of the free memory)")
     p.add_argument("--quiet", action="store_true", help="print no table")
+    where = p.add_mutually_exclusive_group()  # several machines: gpuprune.execution.dask / .mpi
+    where.add_argument("--scheduler", help="prune on the Dask cluster of this scheduler (tcp://HOST:PORT)")
+    where.add_argument("--scheduler-file", help="prune on the Dask cluster of this scheduler file (dask-mpi, ...)")
+    where.add_argument("--mpi", action="store_true", help="under mpiexec -n N: rank 0 writes, the others prune")
     return p
 
 
 def run(args):
     """Prune ``args.network``; print the table, the speed and the output file. Returns 0."""
     tune_malloc()  # this process is ours: let big temporaries be reused (see execution/malloc.py)
-    with RowProgress("pruning", quiet=args.quiet) as bar:  # drawn on a terminal only
-        result = prune(args.network, config_file=args.config, random_seed=args.seed, rng=args.rng,
-                       device=args.device, output_file=args.output, workers=args.workers,
-                       row_budget=args.row_budget,
-                       compression=None if args.compression == "none" else args.compression, progress=bar,
-                       gpus=args.gpus, gpu_memory=args.gpu_memory)
+    client = None
+    if args.scheduler or args.scheduler_file:  # connect (or fail in one line) before any work
+        from gpuprune.execution.dask import connect
+
+        client = connect(args.scheduler, args.scheduler_file)
+    try:
+        with RowProgress("pruning", quiet=args.quiet) as bar:  # drawn on a terminal only
+            result = prune(args.network, config_file=args.config, random_seed=args.seed, rng=args.rng,
+                           device=args.device, output_file=args.output, workers=args.workers,
+                           row_budget=args.row_budget,
+                           compression=None if args.compression == "none" else args.compression, progress=bar,
+                           gpus=args.gpus, gpu_memory=args.gpu_memory, client=client, mpi=args.mpi)
+    finally:
+        if client is not None:
+            client.close()
+    if result is None:  # an MPI rank that pruned for rank 0
+        return 0
     if not args.quiet:
         print(result.table())
         t = result.timings
