@@ -215,10 +215,10 @@ class Pruner:
             default a share of the free memory NVML reports.
         client : distributed.Client, optional
             Run chunk tasks on this Dask cluster (each worker on its own GPU with ``device="gpu"``;
-            ``"auto"`` is then decided per worker); see :mod:`gpuprune.execution.dask`.
+            ``"auto"`` is then decided per worker); see :mod:`gpuprune.cluster.dask`.
         mpi : bool
             Run chunk tasks on the other ranks of ``mpiexec`` (this must be rank 0); see
-            :mod:`gpuprune.execution.mpi`.
+            :mod:`gpuprune.cluster.mpi`.
 
         Returns
         -------
@@ -267,7 +267,7 @@ class Pruner:
         gpu_pool = None
         remote = client is not None or bool(mpi)
         if remote:
-            from gpuprune.execution.remote import remote_pool
+            from gpuprune.cluster import remote_pool
 
             gpu_pool = remote_pool(ctx, net, client=client, mpi=mpi, device=device, gpus=gpus, gpu_memory=gpu_memory,
                                    output_file=output_file)
@@ -413,7 +413,7 @@ def prune(network_path, *, config_file=None, random_seed=None, rng="philox", dev
     >>> print(result.table())                                  # doctest: +SKIP
     """
     if options.get("mpi"):
-        from gpuprune.execution.mpi import serve_unless_root
+        from gpuprune.cluster.mpi import serve_unless_root
 
         if serve_unless_root():  # this rank pruned chunks for rank 0, which writes and returns the result
             return None

@@ -24,6 +24,7 @@ LAYERS = [
     ("engine",),
     ("execution",),
     ("device",),  # the GPU pool is an execution pool
+    ("cluster",),  # Dask and MPI pools; each worker may prune on its own GPU
     ("stats",),
     ("tune",),
     ("api",),

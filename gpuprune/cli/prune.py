@@ -36,7 +36,7 @@ def add_parser(subparsers):
     p.add_argument("--gpu-memory", help="GPU path: device memory to plan with per GPU, e.g. 12G or 500M "
                                         "(default: most of the free memory)")
     p.add_argument("--quiet", action="store_true", help="print no table")
-    where = p.add_mutually_exclusive_group()  # several machines: gpuprune.execution.dask / .mpi
+    where = p.add_mutually_exclusive_group()  # several machines: gpuprune.cluster.dask / .mpi
     where.add_argument("--scheduler", help="prune on the Dask cluster of this scheduler (tcp://HOST:PORT)")
     where.add_argument("--scheduler-file", help="prune on the Dask cluster of this scheduler file (dask-mpi, ...)")
     where.add_argument("--mpi", action="store_true", help="under mpiexec -n N: rank 0 writes, the others prune")
@@ -48,7 +48,7 @@ def run(args):
     tune_malloc()  # this process is ours: let big temporaries be reused (see execution/malloc.py)
     client = None
     if args.scheduler or args.scheduler_file:  # connect (or fail in one line) before any work
-        from gpuprune.execution.dask import connect
+        from gpuprune.cluster.dask import connect
 
         client = connect(args.scheduler, args.scheduler_file)
     try:

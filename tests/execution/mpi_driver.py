@@ -13,7 +13,7 @@ import sys
 from mpi4py import MPI
 
 if os.environ.get("GPUPRUNE_TEST_KILL_RANK") == str(MPI.COMM_WORLD.Get_rank()):
-    from gpuprune.execution import remote
+    from gpuprune.cluster import remote
 
     def _die(*args):
         os.kill(os.getpid(), signal.SIGKILL)

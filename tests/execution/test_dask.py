@@ -13,11 +13,11 @@ from distributed_helpers import CASES, leftovers, need, network, reference_bytes
 import gpuprune
 from gpuprune import engine
 from gpuprune.cli.main import main
+from gpuprune.cluster import dask as gdask
+from gpuprune.cluster.dask import DaskPool
+from gpuprune.cluster.remote import RemoteContext
 from gpuprune.errors import InputError, WorkerError
-from gpuprune.execution import dask as gdask
-from gpuprune.execution.dask import DaskPool
 from gpuprune.execution.pools import InlinePool
-from gpuprune.execution.remote import RemoteContext
 from gpuprune.io.network import Network
 
 

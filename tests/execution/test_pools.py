@@ -7,7 +7,7 @@ import pytest
 from conftest import data_path
 
 from gpuprune import engine
-from gpuprune.device.cuda import GpuPool
+from gpuprune.device.pool import GpuPool
 from gpuprune.execution.base import Pool, SubmitPool
 from gpuprune.execution.pools import ExecutorPool, InlinePool, LocalPool, default_workers
 from gpuprune.io import reader

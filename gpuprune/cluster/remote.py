@@ -36,7 +36,7 @@ class RemoteContext:
     device : {"auto", "cpu", "gpu"}
         Resolved on the worker: ``"auto"`` uses the worker's GPU when it has one (philox only).
     gpu_options : dict, optional
-        Passed to :class:`gpuprune.device.cuda.GpuPool` (``memory_limit``, ``read_threads``, ``emulate``).
+        Passed to :class:`gpuprune.device.pool.GpuPool` (``memory_limit``, ``read_threads``, ``emulate``).
     """
 
     def __init__(self, ctx, sources, device="auto", gpu_options=None):
@@ -68,8 +68,8 @@ class RemoteContext:
                 self._use_gpu = True
             else:
                 try:
-                    from gpuprune.device import cuda
-                    visible = cuda.device_count()
+                    from gpuprune.device.cupy_backend import device_count
+                    visible = device_count()
                 except ImportError:
                     visible = 0
                 if visible == 0 and self.device == "gpu":
@@ -84,10 +84,10 @@ class RemoteContext:
             return prune_task(files, self.ctx, kind_name, chunk)
         with self._lock:  # one pool per worker process; a Dask worker may run several tasks at once
             if self._gpu is None:
-                from gpuprune.device import cuda
+                from gpuprune.device import pool
 
                 net = types.SimpleNamespace(sources=self.sources)  # all GpuPool reads of the network
-                self._gpu = cuda.GpuPool(self.ctx, net, gpus=1, **self.gpu_options)
+                self._gpu = pool.GpuPool(self.ctx, net, gpus=1, **self.gpu_options)
             fut = self._gpu.submit(files, kind_name, chunk)
         return fut.result()
 
@@ -121,16 +121,3 @@ def gpu_options(gpus=None, gpu_memory=None, read_threads=None):
         raise InputError(f"gpus={gpus}: on a Dask cluster or under MPI each worker uses one GPU; start one "
                          "worker per GPU (dask-cuda, or one MPI rank per GPU)")
     return {k: v for k, v in (("memory_limit", gpu_memory), ("read_threads", read_threads)) if v is not None}
-
-
-def remote_pool(ctx, net, *, client=None, mpi=False, device="auto", gpus=None, gpu_memory=None, read_threads=None,
-                output_file=None):
-    """The pool for :meth:`Pruner.prune`'s ``client=`` (Dask) or ``mpi=`` options."""
-    rctx = RemoteContext(ctx, net.sources, device, gpu_options(gpus, gpu_memory, read_threads))
-    if client is not None:
-        from gpuprune.execution.dask import DaskPool
-
-        return DaskPool(rctx, client)
-    from gpuprune.execution.mpi import MpiPool
-
-    return MpiPool(rctx, os.path.dirname(os.path.abspath(output_file or ".")))

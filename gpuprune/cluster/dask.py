@@ -10,9 +10,9 @@ import os
 import time
 import uuid
 
+from gpuprune.cluster.remote import remote_prune, require
 from gpuprune.errors import InputError, WorkerError
 from gpuprune.execution.base import SubmitPool
-from gpuprune.execution.remote import remote_prune, require
 
 #: seconds to wait for a scheduler before giving up (before any work)
 CONNECT_TIMEOUT_S = 10

@@ -8,10 +8,10 @@ initializer.  With ``--device gpu`` each rank prunes on one GPU, chosen by its l
 
 import os
 
+from gpuprune.cluster.remote import install, remote_prune, require
+from gpuprune.cluster.watchdog import Watchdog
 from gpuprune.errors import InputError
 from gpuprune.execution.base import SubmitPool
-from gpuprune.execution.remote import install, remote_prune, require
-from gpuprune.execution.watchdog import Watchdog
 
 ROOT = 0
 #: where MPI launchers put a process's rank on its node (MPICH/Hydra, Open MPI, Slurm)
