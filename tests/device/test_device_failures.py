@@ -71,13 +71,22 @@ def test_injected_failure_at_every_allocation_and_upload(cpu_reference, monkeypa
     total = counter.calls
     assert total > 30 and not pools[0].devices[0].dev.freed_in_flight
     failed_ops = set()
-    for k in range(1, total + 1, max(1, total // 40)):
-        inject = FailOnce(k)
+    required = {"empty", "upload", "argsort", "flatnonzero", "pinned"}
+    # every 40th op, then the first op of each required kind the sampling missed (the op count
+    # depends on the chunking, so a fixed stride alone need not land on each kind)
+    injections = [FailOnce(k) for k in range(1, total + 1, max(1, total // 40))]
+    injections += [None] * len(required)
+    for inject in injections:
+        if inject is None:
+            missing = sorted(required - failed_ops)
+            if not missing:
+                break
+            inject = FailOnce(1, ops={missing[0]})
         pools = _pools_with(monkeypatch, lambda p, i=inject: setattr(p.devices[0].dev, "inject", i))
         _prune(net, tmp_path / "gpu.hdf5", device="gpu", row_budget=200_000)
         assert_same_bytes(expected, read_output(tmp_path / "gpu.hdf5"))
         dev = pools[0].devices[0].dev
-        assert dev.freed_in_flight == [], f"failure {k} ({inject.failed}): freed while a kernel may read it"
+        assert dev.freed_in_flight == [], f"failure {inject.k} ({inject.failed}): freed while a kernel may read it"
         failed_ops.add(inject.failed)
         if inject.failed != "pinned":  # a pinned read buffer that fails is replaced by pageable memory
             assert pools[0].counters["oom_splits"] + pools[0].counters["cpu_parts"] >= 1
