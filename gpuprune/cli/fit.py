@@ -5,12 +5,9 @@ executes it; :func:`main` runs it on its own (one-line errors, exit status 2 for
 """
 
 import argparse
-import sys
 
-from gpuprune.errors import DeviceError, GpuPruneError, InputError
-
-EXIT_BAD_INPUT = 2
-EXIT_FAILURE = 1
+from gpuprune.cli.args import integer
+from gpuprune.errors import InputError
 
 
 def _bound(text):
@@ -23,11 +20,6 @@ def _bound(text):
         raise argparse.ArgumentTypeError(f"bounds must look like f1=0:1, got {text!r}") from None
 
 
-def _int(text):
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
 def add_parser(subparsers):
@@ -47,13 +39,13 @@ def add_parser(subparsers):
                    help="name=lo:hi per parameter (default OptimisePruning's: f1, a3 0:1; soft_max, mu2 0:5)")
     p.add_argument("--output", help="write the config with the fitted parameters here")
     p.add_argument("--config", help="pruning config (default NETWORK/network-config.json)")
-    p.add_argument("--seeds", nargs="+", type=_int, help="prune seeds to average over (default the config's)")
+    p.add_argument("--seeds", nargs="+", type=integer, help="prune seeds to average over (default the config's)")
     p.add_argument("--rng", choices=("philox", "snudda"), default="philox")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="cpu")
     p.add_argument("--fitness", choices=("corrected", "snudda", "binomial"), default="corrected")
     p.add_argument("--popsize", type=int, default=15, help="population per parameter (default 15)")
     p.add_argument("--maxiter", type=int, default=50, help="generations (default 50)")
-    p.add_argument("--random-state", type=_int, default=None, help="seed of the optimiser")
+    p.add_argument("--random-state", type=integer, default=None, help="seed of the optimiser")
     p.add_argument("--slab", type=float, default=None, help="2D distances, pairs with |dz| <= SLAB (metres)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -85,18 +77,3 @@ def run(args):
     if args.output:
         print(f"wrote {result.export_config(args.output)}")
     return 0
-
-
-def main(argv=None):
-    """Run ``gpuprune fit`` on its own; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="gpuprune")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["fit", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run(args)
-    except (InputError, DeviceError) as exc:
-        print(f"gpuprune: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except GpuPruneError as exc:
-        print(f"gpuprune: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE

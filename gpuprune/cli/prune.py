@@ -1,17 +1,10 @@
 """``gpuprune prune``: prune a Snudda network directory and print the per-pathway table."""
 
-import argparse
 
 from gpuprune.api import prune
+from gpuprune.cli.args import integer
 from gpuprune.cli.progress import RowProgress
 from gpuprune.execution.malloc import tune_malloc
-
-
-def _seed(text):
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
 def add_parser(subparsers):
@@ -21,7 +14,7 @@ def add_parser(subparsers):
                                           "NETWORK/network-synapses.hdf5 (or --output).")
     p.add_argument("network", help="network directory (Snudda detect output)")
     p.add_argument("--config", help="pruning config (default NETWORK/network-config.json)")
-    p.add_argument("--seed", type=_seed, help="master prune seed (default: the config's "
+    p.add_argument("--seed", type=integer, help="master prune seed (default: the config's "
                                               "random_seed.prune, else 1003)")
     p.add_argument("--rng", choices=("philox", "snudda"), default="philox",
                    help="randomness: philox (default; identical on CPU and GPU) or snudda "

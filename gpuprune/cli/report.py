@@ -1,7 +1,8 @@
 """``gpuprune report NETWORK``: the connectivity report of a pruned network (figures, index.html, report.json)."""
 
 import os
-import sys
+
+from gpuprune.cli.args import integer
 
 
 def _um(text):
@@ -16,13 +17,6 @@ def _um(text):
     return value * 1e-6
 
 
-def _seed(text):
-    import argparse
-
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
 def add_parser(subparsers):
@@ -31,14 +25,14 @@ def add_parser(subparsers):
         "report", help="connectivity of a pruned network against measured data (figures, HTML, JSON)",
         description="Prune NETWORK again in memory with the same config, seed and randomness to count what "
                     "each rule removed, then compare connection probability against soma distance (all pairs, "
-                    "Wilson 95%% intervals), synapses per pair and degrees before and after pruning with the "
+                    "Wilson 95% intervals), synapses per pair and degrees before and after pruning with the "
                     "bundled measurements. Writes DIR/index.html (self-contained), DIR/report.json and, "
                     "with matplotlib, one PNG per pathway.")
     p.add_argument("network", help="network directory (Snudda detect output, pruned)")
     p.add_argument("--output", help="report directory (default NETWORK/report)")
     p.add_argument("--pruned", help="pruned file (default NETWORK/network-synapses.hdf5)")
     p.add_argument("--config", help="pruning config the file was pruned with (default NETWORK/network-config.json)")
-    p.add_argument("--seed", type=_seed, help="prune seed the file was pruned with (default: the config's)")
+    p.add_argument("--seed", type=integer, help="prune seed the file was pruned with (default: the config's)")
     p.add_argument("--rng", choices=("philox", "snudda"), default="philox",
                    help="randomness the file was pruned with (default philox)")
     p.add_argument("--bin-width", type=_um, default=20e-6, metavar="UM", help="distance bin width (default 20 um)")
@@ -72,26 +66,3 @@ def run(args):
         print(out["hint"])
     print(f"wrote {out['html']} ({len(out['figures'])} figure(s)) and {out['json']}")
     return 0
-
-
-def main(argv=None):
-    """``gpuprune report ARGS`` on its own (tests, ``python -m gpuprune.cli.report``); returns the exit status.
-
-    Bad input prints one line on stderr and returns 2, as the ``gpuprune`` command does.
-    """
-    import argparse
-
-    from gpuprune.errors import DeviceError, InputError
-
-    parser = argparse.ArgumentParser(prog="gpuprune")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["report", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run(args)
-    except (InputError, DeviceError) as exc:
-        print(f"gpuprune: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

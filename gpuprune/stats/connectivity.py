@@ -154,14 +154,8 @@ def synapse_count_stats(counts, percentiles=(20, 50, 80)):
             "percentiles": {int(q): float(np.percentile(c, q)) for q in percentiles}}
 
 
-@dataclass
-class Connectivity:
-    """Connection probability per bin, with Wilson 95 % intervals, and synapses per connected pair."""
-
-    bins: Bins
-    connected: np.ndarray
-    total: np.ndarray
-    synapses: dict
+class BinnedProbability:
+    """``connected`` of ``total`` pairs per bin: the probability and its Wilson 95 % interval."""
 
     @property
     def probability(self):
@@ -171,6 +165,16 @@ class Connectivity:
     @property
     def interval(self):
         return wilson_interval(self.connected, self.total)
+
+
+@dataclass
+class Connectivity(BinnedProbability):
+    """Connection probability per bin, with Wilson 95 % intervals, and synapses per connected pair."""
+
+    bins: Bins
+    connected: np.ndarray
+    total: np.ndarray
+    synapses: dict
 
     def as_dict(self):
         lo, hi = self.interval

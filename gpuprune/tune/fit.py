@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gpuprune.errors import InputError
-from gpuprune.stats import Bins, wilson_interval
+from gpuprune.stats import Bins
+from gpuprune.stats.connectivity import BinnedProbability
 from gpuprune.stats.targets import load_targets
 from gpuprune.tune.evaluate import DEFAULT_BOUNDS, check_bounds, split_name
 from gpuprune.tune.fitness import check_fitness, fitness, uses_self_pairs
@@ -31,7 +32,7 @@ def score(tuner, target, values, kind="corrected", slab=None):
 
 
 @dataclass
-class PathwayFit:
+class PathwayFit(BinnedProbability):
     """The fitted parameters of one pathway and what they achieve, against the target."""
 
     target: object
@@ -42,15 +43,6 @@ class PathwayFit:
     synapses: dict
     evaluations: int
     optimizer: object = field(repr=False, default=None)
-
-    @property
-    def probability(self):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self.connected / self.total
-
-    @property
-    def interval(self):
-        return wilson_interval(self.connected, self.total)
 
     def rows(self):
         """(bin start um, bin end um, target P, target 95 % lo, hi, achieved P, lo, hi) per bin."""

@@ -12,7 +12,7 @@ import pytest
 from conftest import copy_network
 
 import gpuprune
-from gpuprune.cli.report import main as report_main
+from gpuprune.cli.main import main as cli_main
 from gpuprune.errors import InputError
 from gpuprune.report import Report
 
@@ -94,7 +94,7 @@ def test_figures_for_notebooks(rep):
 
 def test_without_matplotlib(pruned, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    assert report_main([str(pruned), "--output", str(tmp_path / "r"), "--quiet"]) == 0
+    assert cli_main(["report", str(pruned), "--output", str(tmp_path / "r"), "--quiet"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0] == 'figures skipped: matplotlib is not installed (pip install "gpuprune[plot]")'
     assert sorted(os.listdir(tmp_path / "r")) == ["index.html", "report.json"]
@@ -104,7 +104,7 @@ def test_without_matplotlib(pruned, tmp_path, monkeypatch, capsys):
 
 def test_cli_writes_the_report(pruned, tmp_path, capsys):
     out_dir = tmp_path / "cli"
-    assert report_main([str(pruned), "--output", str(out_dir), "--slab", "70", "--bin-width", "25",
+    assert cli_main(["report", str(pruned), "--output", str(out_dir), "--slab", "70", "--bin-width", "25",
                         "--max-distance", "300", "--no-plots"]) == 0
     text = capsys.readouterr().out
     assert "connected pairs" in text and f"wrote {out_dir / 'index.html'}" in text
@@ -114,7 +114,7 @@ def test_cli_writes_the_report(pruned, tmp_path, capsys):
 
 
 def _error(capsys, argv):
-    assert report_main(argv) == 2
+    assert cli_main(["report", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     return err
@@ -133,7 +133,7 @@ def test_bad_input(pruned, tmp_path, capsys):
     gpuprune.prune(net, device="cpu", workers=1, random_seed=5, output_file=str(tmp_path / "seed5.hdf5"))
     err = _error(capsys, [net, "--pruned", str(tmp_path / "seed5.hdf5"), "--quiet"])
     assert "differ from a prune of this network" in err
-    assert report_main([net, "--pruned", str(tmp_path / "seed5.hdf5"), "--seed", "5", "--quiet", "--no-plots",
+    assert cli_main(["report", net, "--pruned", str(tmp_path / "seed5.hdf5"), "--seed", "5", "--quiet", "--no-plots",
                         "--output", str(tmp_path / "ok")]) == 0
     capsys.readouterr()
     # not an HDF5 file

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gpuprune.cli import fit as fit_cli
+from gpuprune.cli.main import main as cli_main
 from gpuprune.synth import generate_network
 
 pytest.importorskip("scipy")
@@ -22,7 +22,7 @@ def test_fit_writes_config_and_table(network, tmp_path, capsys):
     targets.write_text(json.dumps({"pathway": "FS,dSPN,GABA", "bins": [[0, 200e-6, 0.3], [200e-6, 400e-6, 0.1]],
                                    "mean_synapses": 2}))
     out = tmp_path / "fitted.json"
-    rc = fit_cli.main([str(network), "--pathway", "FS,dSPN,GABA", "--target", str(targets), "--params", "f1", "mu2",
+    rc = cli_main(["fit", str(network), "--pathway", "FS,dSPN,GABA", "--target", str(targets), "--params", "f1", "mu2",
                        "--bounds", "f1=0.1:1", "--popsize", "4", "--maxiter", "3", "--output", str(out),
                        "--random-state", "1", "--quiet"])
     assert rc == 0
@@ -41,6 +41,6 @@ def test_fit_writes_config_and_table(network, tmp_path, capsys):
     (["--target", "gittis_FS_dSPN", "--params", "f1", "--bounds", "mu2=0:3"], "which --params does not fit"),
 ])
 def test_bad_input_one_line(network, args, match, capsys):
-    assert fit_cli.main([str(network), *args, "--quiet"]) == 2
+    assert cli_main(["fit", str(network), *args, "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("gpuprune: error:") and match in err and "\n" not in err
