@@ -234,15 +234,13 @@ class Pruner:
         stats = np.zeros((4, engine.pathway_code_size(ctx)), dtype=np.int64)
         read_s = compute_s = 0.0
         done, total_rows = 0, sum(totals.values())
-        held = leftovers.Held()
         try:
             try:
                 with contextlib.ExitStack() as stack:
-                    with leftovers.folder_lock(folder):  # made and locked in one step, for the sweep of later runs
-                        out = stack.enter_context(
-                            OutputWriter(output_file, net.worklog_path, net.config, compression=compression))
-                        held.hold(out.temp_path)
-                        written["inode"] = os.stat(out.temp_path).st_ino
+                    # the writer's temporary is made and locked at once (io.layout.AtomicFile)
+                    out = stack.enter_context(
+                        OutputWriter(output_file, net.worklog_path, net.config, compression=compression))
+                    written["inode"] = os.stat(out.temp_path).st_ino
                     spec = net.spec()["files"]
                     jobs = [(kind.name, spec[kind.name], plans[kind.name]) for kind in (SYNAPSES, GAP_JUNCTIONS)]
                     for kind_name, chunk, res in pool.run(jobs):
@@ -260,7 +258,6 @@ class Pruner:
             with signals_deferred():  # a second signal must not cut the cleanup short
                 pool.shutdown()
                 close_files()
-                held.release()
         t_end = time.perf_counter()
         result = PruneResult(
             output_file=output_file,

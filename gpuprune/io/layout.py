@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from gpuprune.format import CHUNK_ROWS, COMPRESSION, COUNT, KINDS
+from gpuprune.io import leftovers
 
 #: the temporary name of an output file while it is written (a hidden file beside it)
 TEMP_PREFIX = ".network-synapses-"
@@ -48,20 +49,31 @@ class AtomicFile:
 
     def __init__(self, path, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX):
         self.path = os.path.abspath(os.fspath(path))
-        fd, self.temp_path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=os.path.dirname(self.path))
-        os.close(fd)
+        folder = os.path.dirname(self.path)
+        self._held = leftovers.Held()
+        # made and locked in one step: the leftover sweep of another run never takes a live temporary
+        with leftovers.folder_lock(folder):
+            fd, self.temp_path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+            os.close(fd)
+            self._held.hold(self.temp_path)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self.temp_path, 0o666 & ~umask)
 
     def commit(self):
         """Rename the finished temporary file over :attr:`path`."""
-        os.replace(self.temp_path, self.path)
+        try:
+            os.replace(self.temp_path, self.path)
+        finally:
+            self._held.release()
 
     def discard(self):
         """Remove the temporary file (if it is still there)."""
-        if os.path.exists(self.temp_path):
-            os.remove(self.temp_path)
+        try:
+            if os.path.exists(self.temp_path):
+                os.remove(self.temp_path)
+        finally:
+            self._held.release()
 
     def __enter__(self):
         return self.temp_path

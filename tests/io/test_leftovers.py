@@ -44,3 +44,15 @@ def test_sweep_leaves_other_files(tmp_path):
         p.write_bytes(b"x")
     assert sweep_elsewhere(tmp_path) == 0
     assert all(p.exists() for p in keep)
+
+
+def test_a_live_atomic_file_survives_the_sweep_of_another_run(tmp_path):
+    """Every atomic temporary (gpuprune.prune's and SnuddaPrune's output alike) is locked while alive."""
+    from gpuprune.io.layout import AtomicFile
+
+    live = AtomicFile(tmp_path / "network-synapses.hdf5")
+    assert sweep_elsewhere(tmp_path) == 0 and (tmp_path / live.temp_path).exists()
+    live.discard()  # removes it and releases the lock
+    dead = tmp_path / ".network-synapses-dead.hdf5.part"  # what a kill -9 leaves: no lock
+    dead.write_bytes(b"x")
+    assert sweep_elsewhere(tmp_path) == 1 and not dead.exists()
