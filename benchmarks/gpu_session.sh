@@ -15,7 +15,8 @@
 #      >= 40 chunks;
 #   3. benchmarks/bench_gpu.py --record on a 1.2e7-row synthetic network (kernel rows/s with CUDA events,
 #      transfers, end to end against the CPU path and against read+write alone);
-#   4. benchmarks/sweep.py --record at 1e6, 1e7 and 3e7 rows (CPU and GPU, host and device memory).
+#   4. benchmarks/sweep.py --record at 1e6, 1e7 and 3e7 rows (CPU and GPU, host and device memory);
+#   5. benchmarks/bench_tune.py --device gpu: batched fitting evaluations per second on the GPU.
 # Everything printed, and RESULTS.md with the new sections, comes back under $OUT: copy the sections
 # into benchmarks/RESULTS.md here (the device's working tree is thrown away).
 #
@@ -108,6 +109,12 @@ print('cupy', cupy.__version__, 'devices', cupy_backend.device_count(), 'LZF dec
         python3 -m gpuprune synth "$work/net12m" --neurons 12000 --synapses-per-neuron 1000 --seed 1 --overwrite --quiet
         python3 benchmarks/bench_gpu.py "$work/net12m" --repeat 3 --record 2>&1 | tee "$out/bench_gpu.txt" || status=1
         python3 benchmarks/sweep.py --sizes 1e6 1e7 3e7 --workdir "$work" --record 2>&1 | tee "$out/sweep.txt" || status=1
+        # 5. fitting: batched evaluations/s on the GPU (needs SciPy for the fit part; said if missing)
+        if python3 -c "import scipy" 2> /dev/null; then
+            python3 benchmarks/bench_tune.py --device gpu --skip-snudda 2>&1 | tee "$out/bench_tune.txt" || status=1
+        else
+            echo "bench_tune skipped: scipy is not installed on this machine" | tee "$out/bench_tune.txt"
+        fi
         cp benchmarks/RESULTS.md "$out/RESULTS.md"
     else
         # 2. every gpu test is collected from this tree (and would skip without a device)
@@ -116,6 +123,7 @@ print('cupy', cupy.__version__, 'devices', cupy_backend.device_count(), 'LZF dec
         # 3.-4. the benchmark scripts import and parse their arguments
         python3 benchmarks/bench_gpu.py --help > /dev/null || status=1
         python3 benchmarks/sweep.py --help > /dev/null || status=1
+        python3 benchmarks/bench_tune.py --help > /dev/null || status=1
     fi
     rm -rf "$work"
     echo "gpu_session $mode: $([ $status = 0 ] && echo ok || echo FAILED)"
