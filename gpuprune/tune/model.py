@@ -14,19 +14,20 @@ per-dest PCG64 streams with their ``3n + 2`` offsets over every group that has p
 """
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
 from gpuprune import rng as _rng
 from gpuprune.engine import (
-    PHILOX,
     SNUDDA,
     PruneContext,
-    SnuddaDraws,
     check_relative_distance,
     distance_probability,
-    merge_order,
+    draws_for,
+    group_key,
+    grouping_columns,
+    order_rows,
+    segment,
 )
 from gpuprune.errors import InputError
 from gpuprune.format import KINDS
@@ -74,24 +75,6 @@ class PathwayModel:
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
 
-def _order_and_groups(ctx, kind, rows, lookup_runs):
-    """The prune order of a chunk's rows (philox: sorted by (dest, src, type), stably; snudda: Snudda's
-    merge order) and the start of each group in it."""
-    n = rows.shape[0]
-    src, dest = rows[:, 0], rows[:, 1]
-    typ = rows[:, 6] if kind.kind_id == _rng.KIND_SYNAPSE else np.full(n, GAP_JUNCTION_CHANNEL, dtype=np.int32)
-    if ctx.mode == SNUDDA:
-        order = merge_order(lookup_runs)
-        if order.size != n:
-            raise InputError(f"{kind.name} lookup runs cover {order.size} rows but the slices hold {n}")
-    else:
-        order = np.lexsort((typ, src, dest))  # stable: rows of a group keep file order (DESIGN §4)
-    s_src, s_dest, s_typ = src[order], dest[order], typ[order]
-    new = (s_src[1:] != s_src[:-1]) | (s_dest[1:] != s_dest[:-1]) | (s_typ[1:] != s_typ[:-1])
-    starts = np.flatnonzero(np.concatenate(([True], new)))
-    return order, s_src, s_dest, s_typ, starts
-
-
 def build_model(net, pathway, codes, blocks, draw_rules, seed, mode, row_budget=BUILD_ROW_BUDGET):
     """Read the pathway's rows and compute its fixed draws and distance-test outcomes.
 
@@ -129,40 +112,32 @@ def build_model(net, pathway, codes, blocks, draw_rules, seed, mode, row_budget=
 
 def _chunk_part(ctx, kind, rows, runs, chunk, codes, blocks):
     pre_t, post_t, channel = codes
-    order, s_src, s_dest, s_typ, starts = _order_and_groups(ctx, kind, rows, runs)
-    n = order.size
-    sizes = np.diff(np.append(starts, n))
-    g_src, g_dest, g_typ = s_src[starts], s_dest[starts], s_typ[starts]
+    # the engine's own steps (order, segment) and draw provider: the model sees what a prune sees
+    src, dest, typ = grouping_columns(ctx, kind, rows, chunk.dest_lo, chunk.dest_hi)
+    key = group_key(ctx, dest, src, typ, chunk.dest_lo, chunk.dest_hi)
+    groups = segment(key, order_rows(ctx, kind.name, key, src, dest, typ, runs), src, dest, typ)
+    starts, sizes = groups.starts, groups.sizes
+    g_src, g_dest, g_typ = groups.g_src, groups.g_dest, groups.g_typ
     sel = np.flatnonzero((ctx.neuron_type[g_src] == pre_t) & (ctx.neuron_type[g_dest] == post_t) & (g_typ == channel))
     if sel.size == 0:
         return None
     other = ctx.population_unit[g_src[sel]] != ctx.population_unit[g_dest[sel]]
     block = (other & (len(blocks) > 1)).astype(np.int8)
-    pos_all = np.arange(n, dtype=np.int64) - np.repeat(starts, sizes)
     at = np.repeat(starts[sel] - np.cumsum(sizes[sel]) + sizes[sel], sizes[sel]) + np.arange(int(sizes[sel].sum()))
     row_sel_group = np.repeat(np.arange(sel.size), sizes[sel])
-    pos = pos_all[at]
-    if ctx.mode == PHILOX:
-        k0, k1 = _rng.neuron_keys(ctx.seed, g_dest[sel])
-        tword = _rng.type_word(g_typ[sel], kind.kind_id)
-        r_a3, r_mu2 = _rng.group_draws(k0, k1, g_src[sel], tword)
-        rg = row_sel_group
-        r_f1, r_dist = _rng.row_draws(k0[rg], k1[rg], s_src[at], pos, tword[rg])
-        r_sm = _rng.row_draws(k0[rg], k1[rg], s_src[at], pos, tword[rg], second=True)
-    else:
+    pidx = None
+    if ctx.mode == SNUDDA:  # which groups consume numbers of their dest's stream
         other_all = ctx.population_unit[g_src] != ctx.population_unit[g_dest]
         pidx = ctx.rules.parameter_index(ctx.neuron_type[g_src], ctx.neuron_type[g_dest], g_typ, other_all)
         if np.any(pidx[sel] < 0):
             raise InputError("the fitted pathway must have parameters in the rules that drive the draws")
-        # the engine's draw provider reads only these fields of its Groups
-        segmented = SimpleNamespace(sizes=sizes, g_dest=g_dest, pos=pos_all, n_groups=starts.size)
-        draws = SnuddaDraws(ctx, segmented, pidx)
-        r_a3, r_mu2 = draws.group(starts[sel])
-        r_f1, r_dist = draws.rows(at, both=True)
-        r_sm = draws.rows_sm(at)
+    draws = draws_for(ctx, kind.kind_id, groups, pidx, chunk.dest_lo, chunk.dest_hi)
+    r_a3, r_mu2 = draws.group(starts[sel])
+    r_f1, r_dist = draws.rows(at, both=True)
+    r_sm = draws.rows_sm(at)
     # the distance test, fixed during a fit: per block, with the block's expression
     passed = np.ones(at.size, dtype=bool)
-    c8 = rows[order[at], 8]
+    c8 = rows[groups.chunk_rows(at), 8]
     row_block = block[row_sel_group]
     for b, ps in enumerate(blocks):  # at most two blocks
         expr = ps.dist_pruning
@@ -176,7 +151,7 @@ def _chunk_part(ctx, kind, rows, runs, chunk, codes, blocks):
         c8_min = np.minimum.reduceat(c8, g_first)[gsel]
         c8_max = np.maximum.reduceat(c8, g_first)[gsel]
         check_relative_distance(ctx, c8_min, c8_max, g_dest[sel][gsel])
-        dests = s_dest[at][rsel]
+        dests = groups.dest[at][rsel]
         prob = distance_probability(ctx, expr, c8[rsel], lambda dests=dests: dests)
         passed[rsel] = r_dist[rsel] < prob
     keep = np.flatnonzero(passed)
