@@ -330,6 +330,6 @@ def _raise_relative_distance(ctx, dev, rows, order, starts, size, g):
     length = int(dev.download(size[g:g + 1])[0])
     members = dev.download(order[start:start + length])
     c8 = rows[members, 8]
-    engine._check_relative_distance(ctx, np.array([c8.min()]), np.array([c8.max()]),
+    engine.check_relative_distance(ctx, np.array([c8.min()]), np.array([c8.max()]),
                                     np.array([int(rows[members[0], 1])]))
     raise AssertionError("the device flagged a group whose r the host finds valid")  # pragma: no cover

@@ -13,7 +13,6 @@ from gpuprune.engine.context import (  # noqa: F401
     SNUDDA,
     ChunkResult,
     PruneContext,
-    _pathway_code,
     check_mode,
     pathway_code_size,
 )
@@ -45,8 +44,3 @@ from gpuprune.engine.groups import (  # noqa: F401
 )
 from gpuprune.engine.pathway import PathwayCodes  # noqa: F401
 
-# the names of the single-module engine, kept for callers written against it
-_bits = bits
-_group_key = group_key
-_unpack_key = unpack_key
-_check_relative_distance = check_relative_distance

@@ -91,7 +91,3 @@ def pathway_code_size(ctx):
     """Number of pathway codes of a context's network (the width of ``ChunkResult.stats``)."""
     return ctx.pathway_codes.size
 
-
-def _pathway_code(ctx, src, dest, typ):
-    """Pathway codes of rows or groups given by neuron ids (kept for callers of the old name)."""
-    return ctx.pathway_codes.encode(ctx.neuron_type[src], ctx.neuron_type[dest], typ)

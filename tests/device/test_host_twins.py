@@ -137,7 +137,7 @@ def _c_arg(a):
 
 def _sorted_groups(ctx, kind, rows, chunk):
     typ = rows[:, 6] if kind is SYNAPSES else np.full(rows.shape[0], 3, np.int32)
-    key = engine._group_key(ctx, rows[:, 1], rows[:, 0], typ, chunk.dest_lo, chunk.dest_hi)
+    key = engine.group_key(ctx, rows[:, 1], rows[:, 0], typ, chunk.dest_lo, chunk.dest_hi)
     order = np.argsort(key, kind="stable").astype(np.int64)
     sk = key[order]
     starts = np.flatnonzero(np.concatenate(([True], sk[1:] != sk[:-1]))).astype(np.int64)

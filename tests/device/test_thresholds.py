@@ -36,7 +36,7 @@ def _target(ctx, rows, chunk, rule):
     """The first group in sorted order that has parameters (for soft_max: more rows than soft_max):
     (p, its first row, its rows, their draws)."""
     typ = rows[:, 6]
-    key = engine._group_key(ctx, rows[:, 1], rows[:, 0], typ, chunk.dest_lo, chunk.dest_hi)
+    key = engine.group_key(ctx, rows[:, 1], rows[:, 0], typ, chunk.dest_lo, chunk.dest_hi)
     order = np.argsort(key, kind="stable")
     r = ctx.rules
     for i in order:
