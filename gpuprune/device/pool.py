@@ -23,9 +23,8 @@ from gpuprune.device import program as _device
 from gpuprune.device.cupy_backend import CupyBackend, device_count
 from gpuprune.errors import DeviceError, snudda_cpu_only_message
 from gpuprune.execution.base import SubmitPool
-from gpuprune.execution.pools import default_workers
 from gpuprune.format import GAP_JUNCTIONS, KINDS, SYNAPSES
-from gpuprune.io.reader import ReadThreads, read_chunk
+from gpuprune.io.reader import ReadThreads, default_workers, read_chunk
 
 log = logging.getLogger("gpuprune")
 
