@@ -194,43 +194,42 @@ class Pruner:
         if n_workers < 1:
             raise InputError(f"workers must be at least 1, got {workers}")
         totals = {k: net.num_rows(k) for k in ("synapses", "gap_junctions")}
-        gpu_pool = None
-        remote = client is not None or bool(mpi)
-        if remote:
+        # GPU and cluster pools are made before planning: a GPU pool sizes the chunks to its devices
+        pool = gpu = None
+        if client is not None or mpi:
             from gpuprune.cluster import remote_pool
 
-            gpu_pool = remote_pool(ctx, net, client=client, mpi=mpi, device=device, gpus=gpus, gpu_memory=gpu_memory,
-                                   output_file=output_file)
-            n_workers = gpu_pool.workers
+            pool = remote_pool(ctx, net, client=client, mpi=mpi, device=device, gpus=gpus, gpu_memory=gpu_memory,
+                               output_file=output_file)
+            n_workers = pool.workers
         elif device == "gpu":
-            from gpuprune.device import pool
+            from gpuprune.device import pool as device_pool
 
             options = {k: v for k, v in (("gpus", gpus), ("memory_limit", gpu_memory), ("read_threads", workers))
                        if v is not None}
-            gpu_pool = pool.GpuPool(ctx, net, **options)
+            pool = gpu = device_pool.GpuPool(ctx, net, **options)
         try:
             plans = {}
             for kind in (SYNAPSES, GAP_JUNCTIONS):
-                if gpu_pool is not None and not remote:  # chunks sized to the devices' memory
-                    budget = row_budget or gpu_pool.row_budget(kind.name)
+                if gpu is not None:
+                    budget = row_budget or gpu.row_budget(kind.name)
                 else:
                     budget = row_budget or self._auto_budget(sum(totals.values()), n_workers)
                 plans[kind.name] = net.plan(kind.name, budget, file_order=file_order)
         except BaseException:
-            if gpu_pool is not None:
-                gpu_pool.shutdown()
+            if pool is not None:
+                pool.shutdown()
             raise
         n_chunks = sum(len(v) for v in plans.values())
         t_plan = time.perf_counter()
 
-        if gpu_pool is not None:
-            pool = gpu_pool
-        elif executor is not None:
-            pool = ExecutorPool(ctx, executor, n_workers)
-        elif n_workers == 1 or n_chunks <= 1 or (row_budget is None and sum(totals.values()) <= MIN_ROW_BUDGET):
-            pool = InlinePool(ctx)  # one process: nothing to share, or too little to pay for starting workers
-        else:
-            pool = LocalPool(ctx, min(n_workers, n_chunks), scratch_dir=os.path.dirname(output_file))
+        if pool is None:  # else the GPU or cluster pool made above
+            if executor is not None:
+                pool = ExecutorPool(ctx, executor, n_workers)
+            elif n_workers == 1 or n_chunks <= 1 or (row_budget is None and sum(totals.values()) <= MIN_ROW_BUDGET):
+                pool = InlinePool(ctx)  # one process: nothing to share, or too little to pay for starting workers
+            else:
+                pool = LocalPool(ctx, min(n_workers, n_chunks), scratch_dir=os.path.dirname(output_file))
         stats = np.zeros((4, engine.pathway_code_size(ctx)), dtype=np.int64)
         read_s = compute_s = 0.0
         done, total_rows = 0, sum(totals.values())
