@@ -142,24 +142,24 @@ def plot_pathway(data, pathway):
     return fig
 
 
-def plot_pathway_funnel(data, pathway):
-    """Rows and pairs left after each step of one pathway (a Figure)."""
+def _one_panel(data, pathway, draw, *args):
+    """A Figure of one pathway drawn by ``draw(ax, pathway_data, *args)``, titled with the pathway."""
     p = find_pathway(data, pathway)
     fig, ax = _pyplot().subplots(figsize=(6, 4))
-    draw_funnel(ax, p, data["steps"])
+    draw(ax, p, *args)
     ax.set_title(pathway_label(p))
     fig.tight_layout()
     return fig
+
+
+def plot_pathway_funnel(data, pathway):
+    """Rows and pairs left after each step of one pathway (a Figure)."""
+    return _one_panel(data, pathway, draw_funnel, data["steps"])
 
 
 def plot_connection_probability(data, pathway):
     """P(connect) against soma distance of one pathway (a Figure)."""
-    p = find_pathway(data, pathway)
-    fig, ax = _pyplot().subplots(figsize=(6, 4))
-    draw_connection_probability(ax, p, data["options"])
-    ax.set_title(pathway_label(p))
-    fig.tight_layout()
-    return fig
+    return _one_panel(data, pathway, draw_connection_probability, data["options"])
 
 
 def plot_funnel(data):
