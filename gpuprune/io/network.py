@@ -19,10 +19,11 @@ import numpy as np
 from gpuprune import plan
 from gpuprune.errors import ConfigError, InputError
 from gpuprune.format import CONFIG_FILE, KINDS, PROJECTION_FILE, PROJECTION_HID, VOXEL_FILE, WORKLOG
-from gpuprune.io.hdf5 import _cat, _read, _to_str, open_h5  # noqa: F401 - open_h5, _to_str: re-exported
+from gpuprune.io.hdf5 import _cat, _read, open_h5
 from gpuprune.io.worklog import check_voxel_meta, read_worklog
 from gpuprune.rng.philox import DEFAULT_SEED, check_seed
-from gpuprune.rules.params import PruningRules, config_seed, load_config
+from gpuprune.rules.config import config_seed, load_config
+from gpuprune.rules.params import PruningRules
 
 log = logging.getLogger("gpuprune")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gpuprune.errors import ConfigError
-from gpuprune.rules.config import config_seed, load_config, split_connection_key  # noqa: F401 (importable here too)
+from gpuprune.rules.config import split_connection_key
 from gpuprune.rules.expr import DistanceExpression, quote
 
 log = logging.getLogger("gpuprune")

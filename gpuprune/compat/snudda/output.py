@@ -18,8 +18,8 @@ from gpuprune.compat.snudda.merge import kind_of, trim_rows, write_rows
 from gpuprune.compat.snudda.workers import worker_call, worker_spec
 from gpuprune.errors import InputError
 from gpuprune.format import COUNT, KINDS
+from gpuprune.io.hdf5 import open_h5
 from gpuprune.io.layout import create_output, write_counts
-from gpuprune.io.network import open_h5
 
 #: Rows copied at a time by :func:`copy_rows`.
 COPY_BLOCK_ROWS = 1_000_000

@@ -19,7 +19,8 @@ from gpuprune.io.hdf5 import _read, _to_str, open_h5
 from gpuprune.io.network import Network, find_config
 from gpuprune.io.worklog import read_worklog
 from gpuprune.rng.philox import DEFAULT_SEED, check_seed
-from gpuprune.rules.params import GAP_JUNCTION_CHANNEL, PRUNING_KEYS, PruningRules, config_seed, load_config
+from gpuprune.rules.config import config_seed, load_config
+from gpuprune.rules.params import GAP_JUNCTION_CHANNEL, PRUNING_KEYS, PruningRules
 
 
 def _key_splitter(config_file):
