@@ -15,7 +15,7 @@ from gpuprune.engine.pathway import PathwayCodes
 from gpuprune.errors import DeviceError, InputError, Interrupted, output_write_error, snudda_cpu_only_message
 from gpuprune.execution.pools import ExecutorPool, InlinePool, LocalPool
 from gpuprune.execution.signals import signals_deferred, stop_on_signals
-from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
+from gpuprune.format import GAP_JUNCTIONS, OUTPUT_FILE, SYNAPSES
 from gpuprune.io import leftovers
 from gpuprune.io.leftovers import check_output, same_file
 from gpuprune.io.network import Network
@@ -27,7 +27,6 @@ from gpuprune.rules.params import GAP_JUNCTION_CHANNEL
 
 log = logging.getLogger("gpuprune")
 
-OUTPUT_FILE = "network-synapses.hdf5"
 #: rows per chunk when the user gives no budget (about 52 MB of synapse rows)
 DEFAULT_ROW_BUDGET = 1_000_000
 #: chunks per worker process when the user gives no budget (runs of them share HDF5 chunk caches)

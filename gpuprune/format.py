@@ -39,6 +39,10 @@ CHUNK_ROWS = 10000
 COMPRESSION = "lzf"
 #: the count datasets of an output file
 COUNT = {"synapses": "network/num_synapses", "gap_junctions": "network/num_gap_junctions"}
+#: the pruned output in a network directory (what SnuddaPrune writes)
+OUTPUT_FILE = "network-synapses.hdf5"
+#: the channel model id Snudda gives gap junctions (their rows have no channel column: all count as this)
+GAP_JUNCTION_CHANNEL = 3
 
 # -- Snudda's pruning files (written by SnuddaPrune, gpuprune.compat.snudda) ---------------------------
 #: SnuddaPrune's log file, its scratch directory and the hyper voxel directory

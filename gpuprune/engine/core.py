@@ -21,6 +21,7 @@ from gpuprune.engine.decide import decide, parameter_index
 from gpuprune.engine.draws import draws_for
 from gpuprune.engine.groups import group_key, group_sums, is_sorted, order_rows, segment, take, unpack_key
 from gpuprune.errors import InputError
+from gpuprune.format import GAP_JUNCTION_CHANNEL
 
 
 def grouping_columns(ctx, kind, rows, dest_lo, dest_hi):
@@ -31,7 +32,7 @@ def grouping_columns(ctx, kind, rows, dest_lo, dest_hi):
     n = rows.shape[0]
     src, dest = np.ascontiguousarray(rows[:, 0]), np.ascontiguousarray(rows[:, 1])
     is_syn = kind.kind_id == _rng.KIND_SYNAPSE
-    typ = np.ascontiguousarray(rows[:, 6]) if is_syn else np.full(n, 3, dtype=np.int32)
+    typ = np.ascontiguousarray(rows[:, 6]) if is_syn else np.full(n, GAP_JUNCTION_CHANNEL, dtype=np.int32)
     if int(dest.min()) < dest_lo or int(dest.max()) >= dest_hi or int(src.min()) < 0 \
             or int(src.max()) >= ctx.num_neurons:
         raise InputError(f"{kind.name} rows disagree with the lookup tables: rows of the slice for dest "

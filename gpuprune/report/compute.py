@@ -15,10 +15,9 @@ import numpy as np
 
 from gpuprune import engine
 from gpuprune.errors import InputError
-from gpuprune.format import COUNT, GAP_JUNCTIONS, SYNAPSES
+from gpuprune.format import COUNT, GAP_JUNCTION_CHANNEL, GAP_JUNCTIONS, OUTPUT_FILE, SYNAPSES
 from gpuprune.io.network import Network
 from gpuprune.report.funnel import STEPS, run_funnel
-from gpuprune.rules.params import GAP_JUNCTION_CHANNEL
 from gpuprune.stats import (
     Bins,
     count_all_pairs,
@@ -191,7 +190,7 @@ def compute(network_path, pruned_file=None, *, config_file=None, rng="philox", r
     clock = _Clock(timings)
     net = Network(network_path, config_file=config_file, random_seed=random_seed)
     clock("open")
-    pruned_file = os.path.abspath(pruned_file or os.path.join(net.path, "network-synapses.hdf5"))
+    pruned_file = os.path.abspath(pruned_file or os.path.join(net.path, OUTPUT_FILE))
     pruned, positions = read_pruned(pruned_file, net.num_neurons)
     clock("read_pruned")
     ctx = engine.PruneContext.from_network(net, mode=rng)

@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gpuprune.errors import ConfigError
+from gpuprune.format import GAP_JUNCTION_CHANNEL
 from gpuprune.rules.config import split_connection_key
 from gpuprune.rules.expr import DistanceExpression, quote
 
 log = logging.getLogger("gpuprune")
 
-#: channel model id Snudda gives gap junctions.
-GAP_JUNCTION_CHANNEL = 3
 #: keys of a pruning block that gpuprune (like Snudda) uses.
 PRUNING_KEYS = ("f1", "soft_max", "mu2", "a3", "dist_pruning", "cluster_pruning")
 

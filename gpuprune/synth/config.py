@@ -10,13 +10,14 @@ import math
 
 import numpy as np
 
+from gpuprune.format import GAP_JUNCTION_CHANNEL
+
 # Geometry, as Snudda's detect uses by default.
 VOXEL_SIZE = 3e-6  # metres
 HYPER_VOXEL_SIZE = 100  # voxels per side of a hyper voxel
 SIMULATION_ORIGO = (0.0031, 0.0042, 0.0057)  # metres
-# Channel model ids: Snudda gives gap junctions 3 (gpuprune.rules.params.GAP_JUNCTION_CHANNEL, which synth
-# may not import) and detect numbers the other channels from 10 in config order.
-GAP_JUNCTION_CHANNEL = 3
+# Channel model ids: gap junctions get format.GAP_JUNCTION_CHANNEL; detect numbers the other channels from
+# 10 in config order.
 FIRST_CHANNEL_MODEL_ID = 10
 MAX_NEURONS_FOR_UNIQUE_ID = 500_000_000  # unique ids must fit int64
 MAX_HYPER_VOXELS = 1000

@@ -7,14 +7,23 @@ from pathlib import Path
 import numpy as np
 
 from gpuprune.errors import InputError
-from gpuprune.format import CONFIG_FILE, GAP_JUNCTIONS, PROJECTION_FILE, SYNAPSES, VOXEL_FILE, WORKLOG
+from gpuprune.format import (
+    CONFIG_FILE,
+    GAP_JUNCTIONS,
+    MERGE_INFO_FILE,
+    OUTPUT_FILE,
+    PROJECTION_FILE,
+    SYNAPSES,
+    VOXEL_FILE,
+    WORKLOG,
+)
 from gpuprune.synth.config import MAX_NEURONS_FOR_UNIQUE_ID, MIN_NEURONS
 from gpuprune.synth.layout import grid_shape, make_plan, plan_spec
 from gpuprune.synth.workers import generate_rows, run_workers, worker_count
 from gpuprune.synth.worklog import write_work_log
 
 # Files that Snudda's prune leaves behind; they would be stale after regenerating.
-STALE_PRUNE_OUTPUTS = ("network-synapses.hdf5", "pruning_merge_info.json")
+STALE_PRUNE_OUTPUTS = (OUTPUT_FILE, MERGE_INFO_FILE)
 
 
 def _prepare_out_dir(out_dir, overwrite):

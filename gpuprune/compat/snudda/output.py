@@ -12,12 +12,11 @@ import time
 import h5py
 import numpy as np
 
-from gpuprune.api import OUTPUT_FILE
 from gpuprune.compat.snudda.blocks import PRUNE_BLOCK_ROWS, block_ranges, prune_block
 from gpuprune.compat.snudda.merge import kind_of, trim_rows, write_rows
 from gpuprune.compat.snudda.workers import worker_call, worker_spec
 from gpuprune.errors import InputError
-from gpuprune.format import COUNT, KINDS
+from gpuprune.format import COUNT, KINDS, OUTPUT_FILE
 from gpuprune.io.hdf5 import open_h5
 from gpuprune.io.layout import create_output, write_counts
 

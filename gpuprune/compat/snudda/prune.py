@@ -39,7 +39,7 @@ import sys
 import time
 
 from gpuprune import engine
-from gpuprune.api import DEVICES, OUTPUT_FILE, Pruner
+from gpuprune.api import DEVICES, Pruner
 from gpuprune.compat.snudda.log import Logging, once
 from gpuprune.compat.snudda.merge import MergeFiles
 from gpuprune.compat.snudda.merge_info import MergeInfo
@@ -60,6 +60,7 @@ from gpuprune.format import (
     COUNT,
     KINDS,
     MERGE_INFO_FILE,
+    OUTPUT_FILE,
     PROJECTION_FILE,
     SCRATCH_DIR,
     VOXEL_DIR,
