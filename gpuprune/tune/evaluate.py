@@ -3,15 +3,17 @@
 For every parameter set the rules run in DESIGN §3's order on the model's fixed draws: a3 drops whole
 groups, f1 (and the fixed distance test) selects rows, soft_max thins groups above it, mu2 drops
 groups; cluster pruning leaves the counts unchanged (see :mod:`gpuprune.tune.model`).  Every step is
-an array operation over (P, rows) or (P, groups); probabilities that need ``exp`` come from the
-rules' own tables (``p_keep_table``, ``p_mu_table``), computed on the host once per distinct value,
-so a CuPy run (``xp=cupy``) only compares and counts and gives the same integers.
+an array operation over rows or (groups, P); probabilities that need ``exp`` come from the
+rules' own tables (``p_keep_table``, ``p_mu_table``), computed on the host once per distinct value
+(:func:`batch_tables`), so the device evaluation (:mod:`gpuprune.tune.device`, one kernel launch per
+batch) only compares and counts and gives the same integers.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from gpuprune.engine.decide import a3_drops, mu2_drops, soft_max_passes
 from gpuprune.errors import InputError
 from gpuprune.rules import p_keep_table, p_mu_table
 
@@ -97,97 +99,115 @@ class ParameterBatch:
         return cls(cols["f1"], cols["soft_max"], cols["mu2"], cols["a3"], has["soft_max"], has["mu2"], has["a3"])
 
 
-def _tables(fn, values, has, n_max):
-    """(P, blocks, n_max + 1) table of ``fn(value, n_max)``, computed once per distinct value."""
-    out = np.zeros(values.shape + (n_max + 1,))
-    for b in np.flatnonzero(has):  # at most two blocks
-        distinct, inverse = np.unique(values[:, b], return_inverse=True)
-        table = np.stack([fn(v, n_max) for v in distinct.tolist()])  # once per distinct value
-        out[:, b] = table[inverse.reshape(-1)]
-    return out
+def batch_tables(batch, n_max):
+    """The probability tables of a batch, (P, blocks, n_max + 1) float64 each, computed once per distinct
+    value: ``p_keep`` (soft_max keep probability by kept rows n; zeros for a block without soft_max)
+    and ``p_mu`` (mu2 survival probability by n; +inf for a block without mu2, which never drops a
+    group).  The CPU and the device evaluation read the same tables, so ``exp`` runs on the host only."""
+    p_keep = np.zeros(batch.soft_max.shape + (n_max + 1,))
+    p_mu = np.full(batch.mu2.shape + (n_max + 1,), np.inf)
+    for out, fn, values, has in ((p_keep, p_keep_table, batch.soft_max, batch.has_soft_max),
+                                 (p_mu, p_mu_table, batch.mu2, batch.has_mu2)):
+        for b in np.flatnonzero(has):  # at most two blocks
+            distinct, inverse = np.unique(values[:, b], return_inverse=True)
+            table = np.stack([fn(v, n_max) for v in distinct.tolist()])  # once per distinct value
+            out[:, b] = table[inverse.reshape(-1)]
+    return p_keep, p_mu
+
+
+def thresholds(batch):
+    """(P, blocks) a3 and soft_max values with +inf where a block has none (the test then never fires)."""
+    a3 = np.where(batch.has_a3[None, :], batch.a3, np.inf)
+    soft_max = np.where(batch.has_soft_max[None, :], batch.soft_max, np.inf)
+    return a3, soft_max
 
 
 class Evaluator:
-    """A model's arrays on one array backend (NumPy, or CuPy for the GPU), evaluated in batches.
+    """A model's arrays evaluated in batches with NumPy (the device twin: :mod:`gpuprune.tune.device`).
 
-    f1 without a pass over (P, rows): per block, the P values of f1 are sorted once; a row with draw
-    ``r`` is kept for the sorted values at and after ``j = searchsorted(sorted_f1, r, "right")``, so a
-    histogram of ``j`` per group, cumulated over j, gives every group's count for every set.  The
-    work is O(rows log P + groups P); soft_max then revisits only the kept rows of the (set, group)
-    pairs above soft_max.
+    Every comparison is the engine's own (:mod:`gpuprune.engine.decide`: ``a3_drops``,
+    ``soft_max_passes``, ``mu2_drops``; f1's ``r < f1`` through a sorted search).  f1 without a pass
+    over (P, rows): per block, the P values of f1 are sorted once; a row with draw
+    ``r`` is kept for the sorted values after ``j = searchsorted(sorted_f1, r, "right")``, so a
+    histogram of ``j`` per group, cumulated over j, gives every group's count for every set.  a3 and
+    mu2 are comparisons over (groups, P); soft_max revisits only the kept rows of the (group, set)
+    pairs above soft_max.  The work is O(rows log P + groups P + revisited rows).
     """
 
-    def __init__(self, model, xp=np):
-        self.model, self.xp = model, xp
+    def __init__(self, model):
+        self.model = model
         g = model.num_groups
         bounds = np.searchsorted(model.row_group, np.arange(g + 1))
         self.n_max = int(np.max(np.diff(bounds), initial=0))
-        put = xp.asarray
         rb = model.group_block[model.row_group]
-        self.blocks = [(b, put(np.flatnonzero(rb == b)), put(model.row_group[rb == b].astype(np.int64)),
-                        put(model.r_f1[rb == b])) for b in np.unique(model.group_block).tolist()]
-        self.gb = put(model.group_block.astype(np.int64))
-        self.r_f1, self.r_sm = put(model.r_f1), put(model.r_sm)
-        self.r_a3, self.r_mu2 = put(model.r_a3), put(model.r_mu2)
-        self.lo, self.sizes = put(bounds[:-1]), put(np.diff(bounds))
+        self.blocks = [(b, model.row_group[rb == b].astype(np.int64), model.r_f1[rb == b])
+                       for b in np.unique(model.group_block).tolist()]
+        self.gb = model.group_block.astype(np.intp)
+        self.one_block = len(self.blocks) == 1  # per-set values broadcast over groups, no (G, P) gather
+        self.r_sm, self.r_a3, self.r_mu2 = model.r_sm, model.r_a3[:, None], model.r_mu2[:, None]
+        self.lo = bounds[:-1].astype(np.int64)
         self.num_groups = g
+        # radix (stable) argsort of n_max - k: uint8/uint16 keys sort in linear time
+        self._k_dtype = np.uint8 if self.n_max < 2**8 else np.uint16 if self.n_max < 2**16 else np.int64
 
-    def _base(self, p, n_blocks):
-        """Flat offsets ``(set * blocks + block) * width`` into (P, blocks, width) tables (cached per P)."""
-        key = (p, n_blocks)
-        if getattr(self, "_base_key", None) != key:
-            xp = self.xp
-            self._base_cache = ((xp.arange(p, dtype=np.int32)[None, :] * n_blocks + self.gb[:, None].astype(np.int32))
-                                * np.int32(self.n_max + 1))
-            self._base_key = key
-        return self._base_cache
+    def _per_group(self, values):
+        """(P, blocks) values as (groups, P), or (1, P) when the pathway's groups all use one block."""
+        if self.one_block:
+            return values[:, self.blocks[0][0]][None, :]
+        return values.T[self.gb]
 
     def kept_gp(self, batch):
         """Kept rows per group, int32 (groups, P), for a :class:`ParameterBatch`."""
-        xp, put = self.xp, self.xp.asarray
         p, g = batch.size, self.num_groups
         n = None
-        for b, _, grp, r_f1 in self.blocks:  # at most two blocks
+        for b, grp, r_f1 in self.blocks:  # at most two blocks
             order = np.argsort(batch.f1[:, b], kind="stable")
             rank = np.empty(p, dtype=np.int64)
             rank[order] = np.arange(p)
-            j = xp.searchsorted(put(batch.f1[order, b]), r_f1, side="right")
-            hist = xp.bincount(grp * (p + 1) + j, minlength=g * (p + 1)).reshape(g, p + 1).astype(np.int32)
-            part = xp.take(xp.cumsum(hist, axis=1, dtype=np.int32), put(rank), axis=1)
+            j = np.searchsorted(batch.f1[order, b], r_f1, side="right")
+            hist = np.bincount(grp * (p + 1) + j, minlength=g * (p + 1)).reshape(g, p + 1)
+            part = np.take(np.cumsum(hist, axis=1, dtype=np.int32), rank, axis=1)
             n = part if n is None else n + part
+        a3, soft_max = thresholds(batch)
+        # the drops multiply n by a keep mask in place (faster than putmask or boolean assignment)
         if batch.has_a3.any():
-            n *= ~(put(batch.has_a3)[self.gb][:, None] & (self.r_a3[:, None] > put(batch.a3.T)[self.gb]))
-        if batch.has_soft_max.any():
-            over = put(batch.has_soft_max)[self.gb][:, None] & (n > put(batch.soft_max.T)[self.gb])
-            if bool(over.any()):
-                self._soft_max(batch, n, over)
-        if batch.has_mu2.any():
-            tab = put(_tables(p_mu_table, batch.mu2, batch.has_mu2, self.n_max).reshape(-1))
-            p_mu = xp.take(tab, self._base(p, batch.mu2.shape[1]) + n)
-            n *= ~(put(batch.has_mu2)[self.gb][:, None] & (p_mu < self.r_mu2[:, None]))
+            drop = a3_drops(self.r_a3, self._per_group(a3))
+            n *= np.logical_not(drop, out=drop)
+        need_keep, need_mu = batch.has_soft_max.any(), batch.has_mu2.any()
+        if need_keep or need_mu:
+            p_keep, p_mu = batch_tables(batch, self.n_max)
+        if need_keep:
+            over = np.flatnonzero(n > self._per_group(soft_max))
+            if over.size:
+                self._soft_max(batch, n, over, p_keep.reshape(-1))
+        if need_mu:
+            width = self.n_max + 1
+            base = ((np.arange(p, dtype=np.intp) * batch.mu2.shape[1])[None, :] +
+                    (self.blocks[0][0] if self.one_block else self.gb[:, None])) * width
+            drop = mu2_drops(self.r_mu2, np.take(p_mu.reshape(-1), np.add(n, base, dtype=np.intp), mode="clip"))
+            n *= np.logical_not(drop, out=drop)
         return n
 
-    def _soft_max(self, batch, n, over):
-        """soft_max for the (group, set) pairs above it.  The rows f1 kept are the first ``n`` of their
-        group (rows are sorted by r_f1 within a group), so only those are visited."""
-        xp, put = self.xp, self.xp.asarray
-        flat = xp.flatnonzero(over)  # flat indices into the C-ordered (groups, P) array
-        p = over.shape[1]
-        og, op = flat // p, flat % p
+    def _soft_max(self, batch, n, flat, p_keep):
+        """soft_max for the (group, set) pairs ``flat`` (flat indices into the C-ordered (groups, P)
+        ``n``) above it.  The rows f1 kept are the first ``k`` of their group (rows are sorted by
+        r_f1 within a group), so only those are visited: with the pairs sorted by ``k``, descending,
+        step ``t`` compares the ``t``-th kept row of every pair that has more than ``t``.  The loop
+        runs over positions within a group (at most the largest group's size), each step vectorised
+        over all pairs; the total work is the number of revisited rows."""
+        p = n.shape[1]
         n_flat = n.reshape(-1)
         k = n_flat[flat]  # >= 1: over means n > soft_max >= 0
-        width = self.n_max + 1
-        tab = put(_tables(p_keep_table, batch.soft_max, batch.has_soft_max, self.n_max).reshape(-1))
-        thr = tab[(op * batch.soft_max.shape[1] + self.gb[og]) * width + k]
-        first = xp.cumsum(k) - k
-        slot = xp.arange(int(k.sum()))
-        if xp is np:
-            pair = np.repeat(np.arange(flat.size), k)
-        else:  # CuPy's repeat takes no per-element counts
-            pair = xp.searchsorted(first, slot, side="right") - 1
-        survive = self.r_sm[self.lo[og][pair] + (slot - first[pair])] < thr[pair]
-        n_flat[flat] = xp.add.reduceat(survive, first, dtype=np.int32) if xp is np else \
-            xp.bincount(pair, weights=survive, minlength=og.size).astype(np.int32)
+        by_k = np.argsort((self.n_max - k).astype(self._k_dtype), kind="stable")
+        flat, k = flat[by_k], k[by_k]
+        og, op = np.divmod(flat, p)
+        thr = p_keep[(op * batch.soft_max.shape[1] + self.gb[og]) * (self.n_max + 1) + k]
+        lo = self.lo[og]
+        active = np.searchsorted(-k, -np.arange(int(k[0])), side="left")  # pairs with k > t, for each t
+        survive = np.zeros(k.size, dtype=np.int32)
+        for t, m in enumerate(active.tolist()):
+            survive[:m] += soft_max_passes(self.r_sm[lo[:m] + t], thr[:m])
+        n_flat[flat] = survive
 
     def kept(self, batch):
         """Kept rows per group, (P, groups) (a transposed view of :meth:`kept_gp`)."""

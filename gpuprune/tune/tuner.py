@@ -76,7 +76,7 @@ class Tuner:
             for s in seeds:
                 model = build_model(net, pw, self.codes[pw], self.blocks[pw], self._draw_rules[pw], s, rng,
                                     row_budget)
-                self.evaluators[pw, s] = Evaluator(model, self.xp)
+                self.evaluators[pw, s] = Evaluator(model)
         self._denominators, self._pair_bins = {}, {}
 
     def _resolve(self, pathway):
