@@ -41,6 +41,25 @@ struct gp_dist_tables {
     const gp_i64* offset;  // start of table e in p
     const double* p;
 };
+struct gp_tune_args {
+    gp_i64 n_groups;
+    gp_i64 n_sets;  // P
+    gp_i32 n_blocks;  // parameter blocks: pruning (0) and pruning_other (1)
+    gp_i64 width;  // table width: largest group + 1
+    const gp_i64* lo;  // (groups + 1) first row of each group
+    const gp_u8* block;  // per group
+    const double* r_f1;  // per row
+    const double* r_sm;  // per row
+    const double* r_a3;  // per group
+    const double* r_mu2;  // per group
+    const double* f1;  // (P, blocks)
+    const double* a3;  // (P, blocks)
+    const double* soft_max;  // (P, blocks)
+    const double* p_keep;  // (P, blocks, width)
+    const double* p_mu;  // (P, blocks, width)
+    gp_i32* work;  // (P, groups) scratch: kept rows after f1 and a3
+    gp_i32* kept;  // (P, groups) kept rows
+};
 struct gp_args {
     gp_rules rules;
     gp_dist_tables dist;
@@ -86,5 +105,6 @@ struct gp_args {
     const gp_i64* kept;
     gp_i32* out;
     gp_u64* stats;  // (4, code_size)
+    gp_tune_args tune;
 };
 #endif  // GPUPRUNE_GP_DEFINES_CUH

@@ -12,6 +12,8 @@
 //   gp_cluster_select  one thread per row    cluster pruning: keep the n most clustered
 //   gp_gather          one thread per kept row  compaction + shared parameter id
 //   gp_stats           one thread per group  per-pathway counts
+// and, for tuning (gpuprune/tune/device.py), on its own:
+//   gp_tune_kept       one thread per group  kept rows of P parameter sets (tune.cuh)
 // Every kernel takes one argument, the struct gp_args generated from gpuprune/device/abi.py
 // (fields a kernel does not use may be null).  Rule logic lives in prune_rules.cuh.  No
 // kernel uses shared memory, warp primitives or barriers; the only cross-thread effects are
@@ -24,6 +26,7 @@
 #include "gp_defines.cuh"
 #include "philox.cuh"
 #include "prune_rules.cuh"
+#include "tune.cuh"
 
 #define GP_THREAD_INDEX() ((gp_i64)blockIdx.x * (gp_i64)blockDim.x + (gp_i64)threadIdx.x)
 
@@ -238,4 +241,13 @@ extern "C" __global__ void gp_stats(const gp_args a) {
     if (a.n_keep[g] > 0) {
         atomicAdd(&a.stats[3 * cs + c], (gp_u64)1);
     }
+}
+
+// Kept rows per group of a tuned pathway for P parameter sets in one launch (tune.cuh).
+extern "C" __global__ void gp_tune_kept(const gp_args a) {
+    const gp_i64 g = GP_THREAD_INDEX();
+    if (g >= a.tune.n_groups) {
+        return;
+    }
+    gp_tune_group(a.tune, g);
 }

@@ -41,14 +41,25 @@ GP_HD gp_i32 gp_parameter_set(const gp_rules& R, gp_i32 pre_type, gp_i32 post_ty
 // Each rule's decision from its draw, on its own, so that tests can pin a draw at the exact
 // threshold (tests/device/test_host_twins.py): the comparisons are those of the NumPy engine.
 
+// The *_at forms take the parameter or table entry itself (the batched evaluation of
+// tune.cuh calls them); the others look it up in the parameter set p.
+
 // Rule 1 (a3): drop the whole group if r_a3 > a3.
+GP_HD bool gp_a3_drops_at(double r_a3, double a3) {
+    return r_a3 > a3;
+}
+
 GP_HD bool gp_a3_drops(const gp_rules& R, gp_i32 p, double r_a3) {
-    return (R.flags[p] & GP_HAS_A3) && r_a3 > R.a3[p];
+    return (R.flags[p] & GP_HAS_A3) && gp_a3_drops_at(r_a3, R.a3[p]);
 }
 
 // Rule 2 (f1): a row stays if r_f1 < f1.
+GP_HD bool gp_f1_keeps_at(double r_f1, double f1) {
+    return r_f1 < f1;
+}
+
 GP_HD bool gp_f1_keeps(const gp_rules& R, gp_i32 p, double r_f1) {
-    return r_f1 < R.f1[p];
+    return gp_f1_keeps_at(r_f1, R.f1[p]);
 }
 
 // Rule 2 (distance): a row stays if r_dist < p(d).
@@ -62,8 +73,12 @@ GP_HD bool gp_soft_max_keeps(double r_soft_max, double p_keep) {
 }
 
 // Rule 4 (mu2): drop the group of n kept rows if p_mu(n) < r_mu2.
+GP_HD bool gp_mu2_drops_at(double p_mu, double r_mu2) {
+    return p_mu < r_mu2;
+}
+
 GP_HD bool gp_mu2_drops(const gp_rules& R, gp_i32 p, gp_i64 n, double r_mu2) {
-    return R.p_mu[(gp_i64)p * R.table_stride + n] < r_mu2;
+    return gp_mu2_drops_at(R.p_mu[(gp_i64)p * R.table_stride + n], r_mu2);
 }
 
 // r = d / max_soma_distance_dend must lie in 0..1 for every row of a distance-pruned

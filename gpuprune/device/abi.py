@@ -64,6 +64,28 @@ DIST = (
     ("offset", "const gp_i64*", "start of table e in p"),
     ("p", "const double*", ""),
 )
+#: the batched evaluation of a tuned pathway (``gp_tune_args``, kernel ``gp_tune_kept``;
+#: gpuprune/tune/device.py): rows that passed the distance test, sorted by group then r_f1; P
+#: parameter sets of one or two blocks; a3 and soft_max +inf and p_mu +inf where a block has none.
+TUNE = (
+    ("n_groups", "gp_i64", ""),
+    ("n_sets", "gp_i64", "P"),
+    ("n_blocks", "gp_i32", "parameter blocks: pruning (0) and pruning_other (1)"),
+    ("width", "gp_i64", "table width: largest group + 1"),
+    ("lo", "const gp_i64*", "(groups + 1) first row of each group"),
+    ("block", "const gp_u8*", "per group"),
+    ("r_f1", "const double*", "per row"),
+    ("r_sm", "const double*", "per row"),
+    ("r_a3", "const double*", "per group"),
+    ("r_mu2", "const double*", "per group"),
+    ("f1", "const double*", "(P, blocks)"),
+    ("a3", "const double*", "(P, blocks)"),
+    ("soft_max", "const double*", "(P, blocks)"),
+    ("p_keep", "const double*", "(P, blocks, width)"),
+    ("p_mu", "const double*", "(P, blocks, width)"),
+    ("work", "gp_i32*", "(P, groups) scratch: kept rows after f1 and a3"),
+    ("kept", "gp_i32*", "(P, groups) kept rows"),
+)
 #: everything a kernel reads or writes (``gp_args``); nested structs by their field lists.
 ARGS = (
     ("rules", RULES, ""),
@@ -115,9 +137,13 @@ ARGS = (
     ("kept", "const gp_i64*", ""),
     ("out", "gp_i32*", ""),
     ("stats", "gp_u64*", "(4, code_size)"),
+    # tuning (gp_tune_kept only)
+    ("tune", TUNE, ""),
 )
 #: the C names of the structs, by field list.
-STRUCT_NAMES = {id(RULES): "gp_rules", id(DIST): "gp_dist_tables", id(ARGS): "gp_args"}
+STRUCT_NAMES = {id(RULES): "gp_rules", id(DIST): "gp_dist_tables", id(TUNE): "gp_tune_args", id(ARGS): "gp_args"}
+#: every struct, nested ones first
+STRUCTS = (RULES, DIST, TUNE, ARGS)
 
 
 def _is_pointer(ctype):
@@ -147,7 +173,7 @@ def pointer_dtype(ctype):
 def struct_text():
     """C definitions of the structs (nested ones first)."""
     parts = []
-    for struct in (RULES, DIST, ARGS):
+    for struct in STRUCTS:
         lines = [f"struct {STRUCT_NAMES[id(struct)]} {{"]
         for name, ctype, comment in struct:
             decl = f"{STRUCT_NAMES[id(ctype)]} {name};" if isinstance(ctype, tuple) else f"{ctype} {name};"
@@ -172,7 +198,7 @@ def numpy_dtype(struct=ARGS):
 def ctypes_struct(struct_id=None):
     """The struct (default :data:`ARGS`) as a ``ctypes.Structure`` class (pointers as ``c_void_p``)."""
     struct_id = id(ARGS) if struct_id is None else struct_id
-    struct = next(s for s in (RULES, DIST, ARGS) if id(s) == struct_id)
+    struct = next(s for s in STRUCTS if id(s) == struct_id)
     members = []
     for name, ctype, _ in struct:
         if isinstance(ctype, tuple):
@@ -201,4 +227,5 @@ class Args(dict):
         return Args(self)
 
 
-__all__ = ["ARGS", "Args", "DIST", "FIELDS", "RULES", "ctypes_struct", "fields", "numpy_dtype", "struct_text"]
+__all__ = ["ARGS", "Args", "DIST", "FIELDS", "RULES", "STRUCTS", "TUNE", "ctypes_struct", "fields", "numpy_dtype",
+           "struct_text"]

@@ -21,7 +21,7 @@ from gpuprune.rules.params import GAP_JUNCTION_CHANNEL
 #: the kernel file; the headers it includes are found through ``-I``.
 MAIN_KERNEL = "prune.cu"
 #: headers whose text is hashed into the source (CuPy's cache does not see ``-I`` files).
-KERNEL_HEADERS = ("gp_common.cuh", "philox.cuh", "prune_rules.cuh")
+KERNEL_HEADERS = ("gp_common.cuh", "philox.cuh", "prune_rules.cuh", "tune.cuh")
 #: the generated header (the text of :func:`define_block`), for standalone builds.
 DEFINES_HEADER = "gp_defines.cuh"
 #: threads per block of every launch.

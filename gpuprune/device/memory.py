@@ -68,6 +68,32 @@ DIST_BYTES_FIXED = 8 * DENSE_TABLE_SLACK
 #: small per-chunk allocations (error word, first bad group, minimum sizes).
 CHUNK_BYTES_FIXED = 1024
 
+#: device bytes of a tuned pathway (gpuprune/tune/device.py, kernel gp_tune_kept): resident per row
+#: that passed the distance test (r_f1, r_sm) and per group (first row, block, r_a3, r_mu2); per batch
+#: the kept counts (int32 per group and parameter set), and per launch, for each of its sets, the
+#: kernel's scratch (int32 per group) and per block f1, a3, soft_max and the p_keep and p_mu tables
+#: of ``width`` entries.
+TUNE_BYTES_PER_ROW = 16
+TUNE_BYTES_PER_GROUP = 8 + 1 + 16
+TUNE_OUTPUT_BYTES_PER_GROUP_SET = 4
+TUNE_SCRATCH_BYTES_PER_GROUP_SET = 4
+
+
+def tune_resident_bytes(rows, groups):
+    """Device bytes a tuned pathway's model keeps resident."""
+    return TUNE_BYTES_PER_ROW * int(rows) + TUNE_BYTES_PER_GROUP * int(groups) + 8
+
+
+def tune_output_bytes(groups, sets):
+    """Device bytes of the kept counts of a batch."""
+    return TUNE_OUTPUT_BYTES_PER_GROUP_SET * int(groups) * int(sets)
+
+
+def tune_launch_bytes(groups, sets, blocks, width):
+    """Device bytes one launch of ``sets`` parameter sets needs besides the resident model and the output."""
+    return int(sets) * (TUNE_SCRATCH_BYTES_PER_GROUP_SET * int(groups) + int(blocks) * 8 * (3 + 2 * int(width)))
+
+
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*$", re.I)
 
 
@@ -148,4 +174,5 @@ def parse_memory_size(value):
 
 
 __all__ = ["MAX_CHUNK_ROWS", "MEMORY_FRACTION", "STAGED_CHUNKS", "WORK_BYTES_PER_ROW", "bytes_per_row",
-           "fixed_bytes", "max_chunk_rows", "parse_memory_size", "table_bytes"]
+           "fixed_bytes", "max_chunk_rows", "parse_memory_size", "table_bytes", "tune_launch_bytes",
+           "tune_output_bytes", "tune_resident_bytes"]

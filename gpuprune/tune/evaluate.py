@@ -93,6 +93,8 @@ class ParameterBatch:
             lo, hi = VALID[k]
             if not np.all((v >= lo) & (v <= hi)):
                 raise InputError(f"{name} values must lie in {lo}..{hi}")
+            if k == "mu2" and np.any(v <= 0):  # as a config's mu2 (p_mu divides by it)
+                raise InputError(f"{name} values must be > 0")
             cols[k][:, b] = v
             if k in has:
                 has[k][b] = True

@@ -8,29 +8,27 @@ from gpuprune.io.network import Network
 from gpuprune.rules import ParameterSet, PruningRules
 from gpuprune.stats import Bins, count_all_pairs, pair_distance, read_neurons, self_pair_count
 from gpuprune.stats.targets import parse_pathway
+from gpuprune.tune.device import DeviceEvaluator, device_backend
 from gpuprune.tune.evaluate import Evaluator, ParameterBatch
 from gpuprune.tune.model import BUILD_ROW_BUDGET, build_model
 from gpuprune.tune.pairstats import pair_statistics
 
+#: the devices a Tuner evaluates on ("emulated": the GPU kernel run on the host, for tests)
+DEVICES = ("cpu", "gpu", "auto", "emulated")
+
 
 def _backend(device):
-    if device in ("cpu", None):
-        return np, "cpu"
-    try:
-        import cupy
+    """``(device backend or None, array module, device name)``: "auto" takes a GPU when one is usable."""
+    if device not in DEVICES:
+        raise InputError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device in ("gpu", "emulated"):
+        return (*device_backend(device), device)
+    if device == "auto":
+        from gpuprune.device.cupy_backend import device_count
 
-        if cupy.cuda.runtime.getDeviceCount() > 0:
-            return cupy, "gpu"
-    except Exception:  # no CuPy or no device: "auto" falls back to the CPU
-        if device == "gpu":
-            from gpuprune.errors import DeviceError
-
-            raise DeviceError("device='gpu' needs CuPy and a CUDA device") from None
-    if device == "gpu":
-        from gpuprune.errors import DeviceError
-
-        raise DeviceError("device='gpu' needs CuPy and a CUDA device")
-    return np, "cpu"
+        if device_count() > 0:
+            return (*device_backend("gpu"), "gpu")
+    return None, np, "cpu"
 
 
 class Tuner:
@@ -45,7 +43,10 @@ class Tuner:
     seeds : int or sequence of int, optional
         Prune seeds to average over; default the network's (``random_seed.prune`` of the config).
     rng : {"philox", "snudda"}
-    device : {"cpu", "gpu", "auto"}
+    device : {"cpu", "gpu", "auto", "emulated"}
+        Where batches are evaluated: NumPy; the GPU (CuPy, kernel ``gp_tune_kept``, the model
+        resident on device 0); the GPU when one is usable; or the emulated device (the same kernel
+        compiled for the host, for tests).  Every device gives the same integers.
     config_file : str, optional
     optimise_pruning : dict, optional
         Reproduce what Snudda's ``OptimisePruning`` computes: prune with only the fitted pathway's
@@ -60,7 +61,7 @@ class Tuner:
             raise InputError(f"unknown randomness mode {rng!r}; choose one of {', '.join(MODES)}")
         self.network = net = Network(network_path, config_file=config_file)
         self.rng = rng
-        self.xp, self.device = _backend(device)
+        self.backend, self.xp, self.device = _backend(device)
         pathways = [pathways] if isinstance(pathways, str) else list(pathways)
         self.pathways = [parse_pathway(p) for p in pathways]
         if not self.pathways:
@@ -76,7 +77,8 @@ class Tuner:
             for s in seeds:
                 model = build_model(net, pw, self.codes[pw], self.blocks[pw], self._draw_rules[pw], s, rng,
                                     row_budget)
-                self.evaluators[pw, s] = Evaluator(model)
+                self.evaluators[pw, s] = (Evaluator(model) if self.backend is None
+                                          else DeviceEvaluator(model, self.backend))
         self._denominators, self._pair_bins = {}, {}
 
     def _resolve(self, pathway):
@@ -120,7 +122,7 @@ class Tuner:
         """Kept rows per group of one pathway and seed: int32 (P, groups), groups as ``model().group_*``.
 
         ``params`` maps parameter names to arrays of P values; parameters not named keep the
-        config's value.  On the GPU the result is a CuPy array.
+        config's value.  On the GPU the result is a CuPy array (one kernel launch per batch).
         """
         pw, s = self._key(pathway, seed)
         batch = params if isinstance(params, ParameterBatch) else self.batch(params, pw)

@@ -290,7 +290,8 @@ def test_device_too_small_is_an_error(memory, message):
 def test_kernel_signatures_are_parsed():
     names = _emulate.kernel_names(kernels.kernel_source())
     assert names == ["gp_neuron_keys", "gp_build_keys", "gp_group_starts", "gp_group_init", "gp_row_rules",
-                     "gp_group_limits", "gp_cluster_counts", "gp_cluster_select", "gp_gather", "gp_stats"]
+                     "gp_group_limits", "gp_cluster_counts", "gp_cluster_select", "gp_gather", "gp_stats",
+                     "gp_tune_kept"]
     # every kernel takes the one struct generated from the field list of gpuprune/device/abi.py
     assert abi.FIELDS["n"] == "gp_i64" and abi.FIELDS["order"] == "const gp_i64*"
     assert abi.pointer_dtype(abi.FIELDS["order"]) == np.int64

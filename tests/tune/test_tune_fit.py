@@ -91,6 +91,7 @@ def test_snudda_default_bounds_and_fitness(network, target):
     ({"pathways": "dSPN,XYZ,GABA"}, "unknown pathway"),
     ({"pathways": "dSPN,iSPN"}, "Pre,Post,ConType"),
     ({"pathways": PATHWAY, "rng": "mt"}, "randomness mode"),
+    ({"pathways": PATHWAY, "device": "tpu"}, "unknown device"),
 ])
 def test_bad_tuner_input(network, kwargs, match):
     with pytest.raises(InputError, match=match):
@@ -110,6 +111,10 @@ def test_bad_fit_input(network, target):
         tuner.fit({"pathway": PATHWAY, "bins": [[50e-6, 0, 0.1]]}, params=["f1"])
     with pytest.raises(InputError, match="not one this Tuner holds"):
         tuner.fit({"pathway": "FS,dSPN,GABA", "bins": [[0, 50e-6, 0.1]]}, params=["f1"])
+    with pytest.raises(InputError, match="mu2 values must be > 0"):
+        tuner.evaluate({"mu2": [1.0, 0.0]})
+    with pytest.raises(InputError, match="f1 values must lie in"):
+        tuner.evaluate({"f1": [1.5]})
     with pytest.raises(InputError, match="unknown fitness"):
         tuner.fit(target, params=["f1"], fitness="chi2")
 

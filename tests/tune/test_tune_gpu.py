@@ -1,11 +1,16 @@
-"""The batched evaluation on the GPU (CuPy) gives the same integers as on the CPU."""
+"""The batched evaluation on a real GPU (kernel gp_tune_kept through CuPy) gives the CPU's integers.
+
+The same comparisons run on the emulated device in every CI job (tests/tune/test_tune_device.py).
+"""
 
 import numpy as np
 import pytest
 from conftest import copy_network
+from test_tune_device import random_batches
 
 from gpuprune.synth import generate_network
 from gpuprune.tune import Evaluator, Tuner
+from gpuprune.tune.device import DeviceEvaluator, device_backend
 
 cupy = pytest.importorskip("cupy", reason="needs CuPy and a CUDA device")
 pytestmark = pytest.mark.gpu
@@ -20,34 +25,38 @@ def _device():
         pytest.skip("needs CuPy and a CUDA device")
 
 
-def _compare(tuner, pathway, rng):
-    names = ["f1", "soft_max", "mu2", "a3"]
-    hi = {"f1": 1, "a3": 1, "soft_max": 6, "mu2": 5}
-    values = {k: rng.uniform(0.02, hi[k], 97) for k in names}
-    batch = tuner.batch(values, pathway)
-    model = tuner.model(pathway)
-    cpu = Evaluator(model, np).kept_gp(batch)
-    gpu = Evaluator(model, cupy).kept_gp(batch).get()
-    assert gpu.dtype == cpu.dtype and np.array_equal(gpu, cpu)
-    assert cpu.sum() > 0
-
-
 @pytest.mark.parametrize("mode", ["philox", "snudda"])
-def test_gpu_evaluation_equals_cpu_striatum(tmp_path, mode):
+def test_gpu_kernel_equals_cpu_striatum(tmp_path, mode):
     net = copy_network("striatum_300", tmp_path)
-    tuner = Tuner(net, ["dSPN,iSPN,GABA", "FS,dSPN,GABA"], rng=mode)
+    tuner = Tuner(net, ["dSPN,iSPN,GABA", "FS,dSPN,GABA", "iSPN,dSPN,GABA"], rng=mode)
+    backend, _ = device_backend("gpu")
     rng = np.random.default_rng(5)
     for pw in tuner.pathways:
-        _compare(tuner, pw, rng)
+        model = tuner.model(pw)
+        cpu, gpu = Evaluator(model), DeviceEvaluator(model, backend)
+        for batch in random_batches(tuner, pw, rng, 97):
+            got = gpu.kept(batch)
+            assert isinstance(got, cupy.ndarray)
+            got = got.get()
+            want = cpu.kept(batch)
+            assert got.dtype == want.dtype and np.array_equal(got, want), (pw, mode)
+        big = next(random_batches(tuner, pw, rng, 4096))  # a large batch, one launch
+        assert np.array_equal(gpu.kept(big).get(), cpu.kept(big))
 
 
-def test_gpu_tuner_statistics_equal_cpu(tmp_path):
+def test_gpu_tuner_statistics_and_fit_equal_cpu(tmp_path):
+    pytest.importorskip("scipy")
     path = tmp_path / "net"
     generate_network(path, num_neurons=300, synapses_per_neuron=120, seed=9)
     cpu = Tuner(path, "dSPN,iSPN,GABA", device="cpu")
     gpu = Tuner(path, "dSPN,iSPN,GABA", device="gpu")
-    values = {"f1": np.linspace(0.1, 1, 33), "mu2": np.linspace(0.5, 4, 33)}
+    assert gpu.device == "gpu"
+    values = {"f1": np.linspace(0.1, 1, 33), "mu2": np.linspace(0.5, 4, 33), "pruning_other.a3": np.linspace(0, 1, 33)}
     bins = [[0, 100e-6], [100e-6, 300e-6]]
     a, b = cpu.statistics(values, bins), gpu.statistics(values, bins)
-    for k in ("connected", "total", "pairs", "histogram"):
-        assert np.array_equal(a[k], b[k]), k
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
+    target = {"pathway": "dSPN,iSPN,GABA", "bins": [[0, 100e-6, 0.3], [100e-6, 300e-6, 0.1]]}
+    fa = cpu.fit(target, params=["f1", "mu2"], popsize=5, maxiter=4, seed=1, progress=False).fits[0]
+    fb = gpu.fit(target, params=["f1", "mu2"], popsize=5, maxiter=4, seed=1, progress=False).fits[0]
+    assert fa.params == fb.params and fa.fitness == fb.fitness

@@ -1,0 +1,127 @@
+"""The device evaluation (kernel gp_tune_kept) on the emulated device: byte-identical to the NumPy one.
+
+The emulated device runs the kernel source CuPy compiles, built for the host, through the same
+argument struct, so these run in every CI job; tests/tune/test_tune_gpu.py repeats the comparison on
+a real GPU.
+"""
+
+import numpy as np
+import pytest
+from conftest import copy_network
+
+from gpuprune.device import memory
+from gpuprune.device.emulated import EmulatedBackend
+from gpuprune.errors import DeviceError
+from gpuprune.synth import generate_network
+from gpuprune.tune import Evaluator, Tuner
+from gpuprune.tune.device import KERNEL, DeviceEvaluator
+
+HI = {"f1": 1.0, "a3": 1.0, "soft_max": 8.0, "mu2": 5.0}
+
+
+def random_batches(tuner, pathway, rng, size):
+    """Batches over every parameter of every block, then over random subsets (the others from the config)."""
+    names = ["f1", "soft_max", "mu2", "a3"]
+    if len(tuner.blocks[pathway]) > 1:
+        names += [f"pruning_other.{k}" for k in names]
+    subsets = [names, names, list(rng.permutation(names)[:2]), list(rng.permutation(names)[:1])]
+    for sub in subsets:
+        values = {k: rng.uniform(0.0, HI[k.split(".")[-1]], size) for k in sub}
+        for k in list(values)[:1]:  # values at the ends of the range (mu2 must be > 0)
+            values[k][:2] = [1e-3 if k.endswith("mu2") else 0.0, HI[k.split(".")[-1]]]
+        yield tuner.batch(values, pathway)
+
+
+@pytest.fixture(scope="module")
+def striatum(tmp_path_factory):
+    return copy_network("striatum_300", tmp_path_factory.mktemp("dev"))
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gen") / "net"
+    generate_network(path, num_neurons=300, synapses_per_neuron=120, seed=9)  # two populations: pruning_other
+    return path
+
+
+@pytest.mark.parametrize("mode", ["philox", "snudda"])
+def test_emulated_kernel_equals_numpy_striatum(striatum, mode):
+    tuner = Tuner(striatum, ["dSPN,iSPN,GABA", "FS,dSPN,GABA", "iSPN,dSPN,GABA"], rng=mode)
+    backend = EmulatedBackend(0)
+    rng = np.random.default_rng(11)
+    for pw in tuner.pathways:
+        model = tuner.model(pw)
+        cpu, dev = Evaluator(model), DeviceEvaluator(model, backend)
+        for batch in random_batches(tuner, pw, rng, 37):
+            before = backend.launches.get(KERNEL, 0)
+            got = dev.kept(batch)
+            assert backend.launches[KERNEL] == before + 1  # one launch scores the whole batch
+            want = cpu.kept(batch)
+            assert got.dtype == want.dtype == np.int32 and got.shape == want.shape
+            assert np.array_equal(np.asarray(got), want), (pw, mode)
+            assert want.sum() > 0
+
+
+@pytest.mark.parametrize("mode", ["philox", "snudda"])
+def test_emulated_kernel_equals_numpy_two_blocks(generated, mode):
+    tuner = Tuner(generated, "dSPN,iSPN,GABA", rng=mode, seeds=[3, 4])
+    pw = tuner.pathways[0]
+    assert len(tuner.blocks[pw]) == 2 and set(np.unique(tuner.model(pw, 3).group_block)) == {0, 1}
+    rng = np.random.default_rng(2)
+    backend = EmulatedBackend(0)
+    for seed in tuner.seeds:
+        model = tuner.model(pw, seed)
+        cpu, dev = Evaluator(model), DeviceEvaluator(model, backend)
+        for batch in random_batches(tuner, pw, rng, 29):
+            assert np.array_equal(np.asarray(dev.kept(batch)), cpu.kept(batch))
+
+
+def test_batch_split_over_launches_when_memory_is_short(generated):
+    """A batch larger than the device's free memory runs in several launches with the same result."""
+    tuner = Tuner(generated, "dSPN,iSPN,GABA")
+    model = tuner.model()
+    batch = next(random_batches(tuner, tuner.pathways[0], np.random.default_rng(4), 300))
+    want = Evaluator(model).kept(batch)
+    roomy = DeviceEvaluator(model, EmulatedBackend(0))
+    g, width = model.num_groups, roomy.n_max + 1
+    out = memory.tune_output_bytes(g, batch.size)
+    per_set = memory.tune_launch_bytes(g, 1, 2, width)
+    resident = memory.tune_resident_bytes(model.num_rows, g)
+    backend = EmulatedBackend(0, memory=resident + int((out + 20 * per_set) / memory.MEMORY_FRACTION) + 4096)
+    small = DeviceEvaluator(model, backend)
+    got = small.kept(batch)
+    assert backend.launches[KERNEL] > 1
+    with pytest.raises(DeviceError, match="evaluate smaller batches"):
+        small.kept(next(random_batches(tuner, tuner.pathways[0], np.random.default_rng(4), 10 * batch.size)))
+    assert np.array_equal(np.asarray(got), want)
+    assert np.array_equal(np.asarray(roomy.kept(batch)), want)
+
+
+def test_results_are_not_overwritten_by_the_next_batch(generated):
+    tuner = Tuner(generated, "dSPN,iSPN,GABA", device="emulated")
+    first = tuner.evaluate({"f1": [0.2, 0.9]})
+    copy = np.array(first)
+    tuner.evaluate({"f1": [0.5, 0.6]})
+    assert np.array_equal(first, copy)
+
+
+def test_emulated_tuner_statistics_and_fit_equal_cpu(generated):
+    pytest.importorskip("scipy")
+    cpu = Tuner(generated, "dSPN,iSPN,GABA", device="cpu")
+    emu = Tuner(generated, "dSPN,iSPN,GABA", device="emulated")
+    assert emu.device == "emulated"
+    values = {"f1": np.linspace(0.1, 1, 33), "mu2": np.linspace(0.5, 4, 33), "pruning_other.a3": np.linspace(0, 1, 33)}
+    bins = [[0, 100e-6], [100e-6, 300e-6]]
+    a, b = cpu.statistics(values, bins), emu.statistics(values, bins)
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
+    target = {"pathway": "dSPN,iSPN,GABA", "bins": [[0, 100e-6, 0.3], [100e-6, 300e-6, 0.1]]}
+    fa = cpu.fit(target, params=["f1", "mu2"], popsize=5, maxiter=4, seed=1, progress=False).fits[0]
+    fb = emu.fit(target, params=["f1", "mu2"], popsize=5, maxiter=4, seed=1, progress=False).fits[0]
+    assert fa.params == fb.params and fa.fitness == fb.fitness
+
+
+def test_model_larger_than_the_device_is_refused(generated):
+    model = Tuner(generated, "dSPN,iSPN,GABA").model()
+    with pytest.raises(DeviceError, match="needs .* bytes"):
+        DeviceEvaluator(model, EmulatedBackend(0, memory=1024))
