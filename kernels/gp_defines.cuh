@@ -59,6 +59,8 @@ struct gp_tune_args {
     const double* p_mu;  // (P, blocks, width)
     gp_i32* work;  // (P, groups) scratch: kept rows after f1 and a3
     gp_i32* kept;  // (P, groups) kept rows
+    const gp_u8* inside;  // per row: inside the z cut (null: no cut)
+    gp_i32* counted;  // (P, groups) kept rows inside the z cut (null: no cut)
 };
 struct gp_args {
     gp_rules rules;

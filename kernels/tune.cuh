@@ -6,8 +6,9 @@
 // rows once for all P sets and applies DESIGN §3 in order with the rule functions of
 // prune_rules.cuh: f1 (rows with r_f1 < f1; sorted by r_f1, they are the group's first n),
 // a3, soft_max (the first n rows stay when r_sm < p_keep(n)), mu2.  Cluster pruning changes
-// which rows a group keeps, never how many, so it is not evaluated.  The result is the
-// same integers as gpuprune.tune.evaluate.Evaluator (NumPy): only comparisons, against
+// which rows a group keeps, never how many, so it is not evaluated.  With a z cut (T.inside
+// not null), the kept rows inside it are counted too (T.counted).  The result is the same
+// integers as gpuprune.tune.evaluate.Evaluator (NumPy): only comparisons, against
 // parameters and host-built tables.
 #ifndef GPUPRUNE_TUNE_CUH
 #define GPUPRUNE_TUNE_CUH
@@ -15,7 +16,8 @@
 #include "gp_defines.cuh"
 #include "prune_rules.cuh"
 
-// Kept rows of group g for every parameter set, written to T.kept[p * n_groups + g].
+// Kept rows of group g for every parameter set, written to T.kept[p * n_groups + g] (and those
+// inside the z cut to T.counted).
 GP_HD void gp_tune_group(const gp_tune_args& T, gp_i64 g) {
     const gp_i64 G = T.n_groups;
     const gp_i64 P = T.n_sets;
@@ -23,14 +25,23 @@ GP_HD void gp_tune_group(const gp_tune_args& T, gp_i64 g) {
     const gp_i64 b = T.block[g];
     const gp_i64 lo = T.lo[g];
     const gp_i64 hi = T.lo[g + 1];
+    const bool cut = T.inside != 0;
     // f1 (after the distance test, fixed during a fit): every row once, for all sets
     for (gp_i64 p = 0; p < P; ++p) {
         T.work[p * G + g] = 0;
+        if (cut) {
+            T.counted[p * G + g] = 0;
+        }
     }
     for (gp_i64 i = lo; i < hi; ++i) {
         const double r = T.r_f1[i];
+        const bool in = cut && T.inside[i];
         for (gp_i64 p = 0; p < P; ++p) {
-            T.work[p * G + g] += gp_f1_keeps_at(r, T.f1[p * B + b]) ? 1 : 0;
+            const bool keeps = gp_f1_keeps_at(r, T.f1[p * B + b]);
+            T.work[p * G + g] += keeps ? 1 : 0;
+            if (in) {
+                T.counted[p * G + g] += keeps ? 1 : 0;
+            }
         }
     }
     // a3 drops the group whole; soft_max's survivors start at zero
@@ -41,9 +52,16 @@ GP_HD void gp_tune_group(const gp_tune_args& T, gp_i64 g) {
         if (gp_a3_drops_at(r_a3, T.a3[p * B + b])) {
             n = 0;
             T.work[p * G + g] = 0;
+            if (cut) {
+                T.counted[p * G + g] = 0;
+            }
         }
-        if ((double)n > T.soft_max[p * B + b] && n > revisit) {
+        const bool over = (double)n > T.soft_max[p * B + b];
+        if (over && n > revisit) {
             revisit = n;
+        }
+        if (over && cut) {
+            T.counted[p * G + g] = 0;  // recounted from the rows soft_max keeps
         }
         T.kept[p * G + g] = 0;
     }
@@ -51,10 +69,15 @@ GP_HD void gp_tune_group(const gp_tune_args& T, gp_i64 g) {
     for (gp_i64 i = lo; i < lo + revisit; ++i) {
         const double r = T.r_sm[i];
         const gp_i64 at = i - lo;
+        const bool in = cut && T.inside[i];
         for (gp_i64 p = 0; p < P; ++p) {
             const gp_i32 n = T.work[p * G + g];
             if (at < n && (double)n > T.soft_max[p * B + b]) {
-                T.kept[p * G + g] += gp_soft_max_keeps(r, T.p_keep[(p * B + b) * T.width + n]) ? 1 : 0;
+                const bool stays = gp_soft_max_keeps(r, T.p_keep[(p * B + b) * T.width + n]);
+                T.kept[p * G + g] += stays ? 1 : 0;
+                if (in) {
+                    T.counted[p * G + g] += stays ? 1 : 0;
+                }
             }
         }
     }
@@ -65,6 +88,9 @@ GP_HD void gp_tune_group(const gp_tune_args& T, gp_i64 g) {
         gp_i32 k = (double)n > T.soft_max[p * B + b] ? T.kept[p * G + g] : n;
         if (gp_mu2_drops_at(T.p_mu[(p * B + b) * T.width + k], r_mu2)) {
             k = 0;
+            if (cut) {
+                T.counted[p * G + g] = 0;
+            }
         }
         T.kept[p * G + g] = k;
     }

@@ -47,6 +47,9 @@ def add_parser(subparsers):
     p.add_argument("--maxiter", type=int, default=50, help="generations (default 50)")
     p.add_argument("--random-state", type=integer, default=None, help="seed of the optimiser")
     p.add_argument("--slab", type=float, default=None, help="2D distances, pairs with |dz| <= SLAB (metres)")
+    p.add_argument("--min-z", type=float, default=None,
+                   help="slice cut: count only synapses with z >= MIN_Z (metres), as OptimisePruning's min_z")
+    p.add_argument("--max-z", type=float, default=None, help="slice cut: count only synapses with z <= MAX_Z")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -70,7 +73,7 @@ def run(args):
         if extra:
             raise InputError(f"--bounds given for {', '.join(extra)}, which --params does not fit")
     tuner = Tuner(args.network, pathways, seeds=args.seeds, rng=args.rng, device=args.device,
-                  config_file=args.config)
+                  config_file=args.config, min_z=args.min_z, max_z=args.max_z)
     result = tuner.fit(targets, params=args.params, bounds=bounds, fitness=args.fitness, popsize=args.popsize,
                        maxiter=args.maxiter, seed=args.random_state, slab=args.slab, progress=not args.quiet)
     print(result.table())

@@ -85,6 +85,8 @@ TUNE = (
     ("p_mu", "const double*", "(P, blocks, width)"),
     ("work", "gp_i32*", "(P, groups) scratch: kept rows after f1 and a3"),
     ("kept", "gp_i32*", "(P, groups) kept rows"),
+    ("inside", "const gp_u8*", "per row: inside the z cut (null: no cut)"),
+    ("counted", "gp_i32*", "(P, groups) kept rows inside the z cut (null: no cut)"),
 )
 #: everything a kernel reads or writes (``gp_args``); nested structs by their field lists.
 ARGS = (

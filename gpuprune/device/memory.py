@@ -74,19 +74,22 @@ CHUNK_BYTES_FIXED = 1024
 #: kernel's scratch (int32 per group) and per block f1, a3, soft_max and the p_keep and p_mu tables
 #: of ``width`` entries.
 TUNE_BYTES_PER_ROW = 16
+#: with a z cut: the row's inside flag, and a second count per (group, set)
+TUNE_CUT_BYTES_PER_ROW = 1
 TUNE_BYTES_PER_GROUP = 8 + 1 + 16
 TUNE_OUTPUT_BYTES_PER_GROUP_SET = 4
 TUNE_SCRATCH_BYTES_PER_GROUP_SET = 4
 
 
-def tune_resident_bytes(rows, groups):
+def tune_resident_bytes(rows, groups, cut=False):
     """Device bytes a tuned pathway's model keeps resident."""
-    return TUNE_BYTES_PER_ROW * int(rows) + TUNE_BYTES_PER_GROUP * int(groups) + 8
+    per_row = TUNE_BYTES_PER_ROW + (TUNE_CUT_BYTES_PER_ROW if cut else 0)
+    return per_row * int(rows) + TUNE_BYTES_PER_GROUP * int(groups) + 8
 
 
-def tune_output_bytes(groups, sets):
-    """Device bytes of the kept counts of a batch."""
-    return TUNE_OUTPUT_BYTES_PER_GROUP_SET * int(groups) * int(sets)
+def tune_output_bytes(groups, sets, cut=False):
+    """Device bytes of the kept counts of a batch (and, with a z cut, of those inside it)."""
+    return TUNE_OUTPUT_BYTES_PER_GROUP_SET * int(groups) * int(sets) * (2 if cut else 1)
 
 
 def tune_launch_bytes(groups, sets, blocks, width):

@@ -48,7 +48,8 @@ class DeviceEvaluator:
         g = self.num_groups = model.num_groups
         bounds = np.searchsorted(model.row_group, np.arange(g + 1)).astype(np.int64)
         self.n_max = int(np.max(np.diff(bounds), initial=0))
-        need = memory.tune_resident_bytes(model.num_rows, g)
+        self.cut = model.row_inside is not None
+        need = memory.tune_resident_bytes(model.num_rows, g, self.cut)
         budget = backend.memory_budget()
         if need > budget:
             raise DeviceError(f"{backend.description}: the model of {','.join(model.pathway)} needs {need:,} bytes, "
@@ -60,6 +61,8 @@ class DeviceEvaluator:
                 "tune.r_f1": put(model.r_f1.astype(np.float64)), "tune.r_sm": put(model.r_sm.astype(np.float64)),
                 "tune.r_a3": put(model.r_a3.astype(np.float64)), "tune.r_mu2": put(model.r_mu2.astype(np.float64)),
             }
+            if self.cut:
+                self._resident["tune.inside"] = put(model.row_inside.astype(np.uint8))
             backend.synchronize_device()
         self._scratch = None
 
@@ -79,11 +82,12 @@ class DeviceEvaluator:
             self._scratch = self.backend.empty(sets * self.num_groups, np.int32)
         return self._scratch
 
-    def kept_pg(self, batch):
-        """Kept rows per group, int32 (P, groups): a new device array (NumPy-backed on the emulated device)."""
+    def evaluate_pg(self, batch):
+        """``(kept, counted)``: kept rows per group, int32 (P, groups), new device arrays (NumPy-backed on
+        the emulated device), and of those the rows inside the model's z cut (``kept`` without a cut)."""
         p, g, be = batch.size, self.num_groups, self.backend
         blocks = batch.f1.shape[1]
-        out = memory.tune_output_bytes(g, p)
+        out = memory.tune_output_bytes(g, p, self.cut)
         if out > be.memory_budget():
             raise DeviceError(f"{be.description}: the kept counts of {p:,} parameter sets of "
                               f"{','.join(self.model.pathway)} need {out:,} bytes, {be.memory_budget():,} are "
@@ -92,6 +96,7 @@ class DeviceEvaluator:
         p_keep, p_mu = batch_tables(batch, self.n_max)
         with be.device_scope():
             kept = be.empty(p * g, np.int32)
+            counted = be.empty(p * g, np.int32) if self.cut else None
             step = self._sets_per_launch(p, blocks)
             for s in range(0, p, step):  # one launch for the whole batch whenever it fits the device
                 e = min(s + step, p)
@@ -101,18 +106,20 @@ class DeviceEvaluator:
                     "tune.f1": be.upload(batch.f1[s:e]), "tune.a3": be.upload(a3[s:e]),
                     "tune.soft_max": be.upload(soft_max[s:e]),
                     "tune.p_keep": be.upload(p_keep[s:e].reshape(-1)), "tune.p_mu": be.upload(p_mu[s:e].reshape(-1)),
-                    "tune.work": self._work(e - s), "tune.kept": kept[s * g:e * g]})
+                    "tune.work": self._work(e - s), "tune.kept": kept[s * g:e * g],
+                    "tune.counted": None if counted is None else counted[s * g:e * g]})
                 be.launch(KERNEL, g, args)
             be.synchronize_device()
-        return kept.reshape(p, g)
+        kept = kept.reshape(p, g)
+        return kept, kept if counted is None else counted.reshape(p, g)
 
-    def kept(self, batch):
+    def kept(self, batch, counted=False):
         """Kept rows per group, (P, groups), as :meth:`Evaluator.kept`."""
-        return self.kept_pg(batch)
+        return self.evaluate_pg(batch)[1 if counted else 0]
 
     def kept_gp(self, batch):
         """Kept rows per group, (groups, P) (a transposed view)."""
-        return self.kept_pg(batch).T
+        return self.kept(batch).T
 
 
 __all__ = ["KERNEL", "DeviceEvaluator", "device_backend"]

@@ -134,6 +134,9 @@ class Evaluator:
     histogram of ``j`` per group, cumulated over j, gives every group's count for every set.  a3 and
     mu2 are comparisons over (groups, P); soft_max revisits only the kept rows of the (group, set)
     pairs above soft_max.  The work is O(rows log P + groups P + revisited rows).
+
+    With a z cut (``model.row_inside``), the same pass also counts the kept rows inside it (what
+    the statistics count; the rules still see every row).
     """
 
     def __init__(self, model):
@@ -142,8 +145,13 @@ class Evaluator:
         bounds = np.searchsorted(model.row_group, np.arange(g + 1))
         self.n_max = int(np.max(np.diff(bounds), initial=0))
         rb = model.group_block[model.row_group]
-        self.blocks = [(b, model.row_group[rb == b].astype(np.int64), model.r_f1[rb == b])
-                       for b in np.unique(model.group_block).tolist()]
+        self.inside = model.row_inside
+        self.blocks = []
+        for b in np.unique(model.group_block).tolist():
+            rows = rb == b
+            grp_in = None if self.inside is None else model.row_group[rows & self.inside].astype(np.int64)
+            r_in = None if self.inside is None else model.r_f1[rows & self.inside]
+            self.blocks.append((b, model.row_group[rows].astype(np.int64), model.r_f1[rows], grp_in, r_in))
         self.gb = model.group_block.astype(np.intp)
         self.one_block = len(self.blocks) == 1  # per-set values broadcast over groups, no (G, P) gather
         self.r_sm, self.r_a3, self.r_mu2 = model.r_sm, model.r_a3[:, None], model.r_mu2[:, None]
@@ -158,11 +166,12 @@ class Evaluator:
             return values[:, self.blocks[0][0]][None, :]
         return values.T[self.gb]
 
-    def kept_gp(self, batch):
-        """Kept rows per group, int32 (groups, P), for a :class:`ParameterBatch`."""
+    def _f1_counts(self, batch, which):
+        """Rows with r_f1 < f1 per (group, set), int32 (groups, P); ``which``: all rows (1) or inside (3)."""
         p, g = batch.size, self.num_groups
         n = None
-        for b, grp, r_f1 in self.blocks:  # at most two blocks
+        for block in self.blocks:  # at most two blocks
+            b, grp, r_f1 = block[0], block[which], block[which + 1]
             order = np.argsort(batch.f1[:, b], kind="stable")
             rank = np.empty(p, dtype=np.int64)
             rank[order] = np.arange(p)
@@ -170,27 +179,40 @@ class Evaluator:
             hist = np.bincount(grp * (p + 1) + j, minlength=g * (p + 1)).reshape(g, p + 1)
             part = np.take(np.cumsum(hist, axis=1, dtype=np.int32), rank, axis=1)
             n = part if n is None else n + part
+        return n
+
+    def evaluate_gp(self, batch):
+        """``(kept, counted)``: kept rows per group, int32 (groups, P), and of those the rows inside the
+        model's z cut (the same array when the model has no cut)."""
+        p = batch.size
+        n = self._f1_counts(batch, 1)
+        n_in = n if self.inside is None else self._f1_counts(batch, 3)
         a3, soft_max = thresholds(batch)
         # the drops multiply n by a keep mask in place (faster than putmask or boolean assignment)
         if batch.has_a3.any():
-            drop = a3_drops(self.r_a3, self._per_group(a3))
-            n *= np.logical_not(drop, out=drop)
+            keep = np.logical_not(a3_drops(self.r_a3, self._per_group(a3)))
+            n *= keep
+            if n_in is not n:
+                n_in *= keep
         need_keep, need_mu = batch.has_soft_max.any(), batch.has_mu2.any()
         if need_keep or need_mu:
             p_keep, p_mu = batch_tables(batch, self.n_max)
         if need_keep:
             over = np.flatnonzero(n > self._per_group(soft_max))
             if over.size:
-                self._soft_max(batch, n, over, p_keep.reshape(-1))
+                self._soft_max(batch, n, n_in, over, p_keep.reshape(-1))
         if need_mu:
             width = self.n_max + 1
             base = ((np.arange(p, dtype=np.intp) * batch.mu2.shape[1])[None, :] +
                     (self.blocks[0][0] if self.one_block else self.gb[:, None])) * width
-            drop = mu2_drops(self.r_mu2, np.take(p_mu.reshape(-1), np.add(n, base, dtype=np.intp), mode="clip"))
-            n *= np.logical_not(drop, out=drop)
-        return n
+            keep = np.logical_not(mu2_drops(self.r_mu2, np.take(p_mu.reshape(-1), np.add(n, base, dtype=np.intp),
+                                                                mode="clip")))
+            n *= keep
+            if n_in is not n:
+                n_in *= keep
+        return n, n_in
 
-    def _soft_max(self, batch, n, flat, p_keep):
+    def _soft_max(self, batch, n, n_in, flat, p_keep):
         """soft_max for the (group, set) pairs ``flat`` (flat indices into the C-ordered (groups, P)
         ``n``) above it.  The rows f1 kept are the first ``k`` of their group (rows are sorted by
         r_f1 within a group), so only those are visited: with the pairs sorted by ``k``, descending,
@@ -207,10 +229,22 @@ class Evaluator:
         lo = self.lo[og]
         active = np.searchsorted(-k, -np.arange(int(k[0])), side="left")  # pairs with k > t, for each t
         survive = np.zeros(k.size, dtype=np.int32)
+        survive_in = None if n_in is n else np.zeros(k.size, dtype=np.int32)
         for t, m in enumerate(active.tolist()):
-            survive[:m] += soft_max_passes(self.r_sm[lo[:m] + t], thr[:m])
+            row = lo[:m] + t
+            passes = soft_max_passes(self.r_sm[row], thr[:m])
+            survive[:m] += passes
+            if survive_in is not None:
+                survive_in[:m] += passes & self.inside[row]
         n_flat[flat] = survive
+        if survive_in is not None:
+            n_in.reshape(-1)[flat] = survive_in
 
-    def kept(self, batch):
-        """Kept rows per group, (P, groups) (a transposed view of :meth:`kept_gp`)."""
-        return self.kept_gp(batch).T
+    def kept_gp(self, batch):
+        """Kept rows per group, int32 (groups, P), for a :class:`ParameterBatch`."""
+        return self.evaluate_gp(batch)[0]
+
+    def kept(self, batch, counted=False):
+        """Kept rows per group, (P, groups) (a transposed view); ``counted``: only those inside the z cut."""
+        kept, inside = self.evaluate_gp(batch)
+        return (inside if counted else kept).T

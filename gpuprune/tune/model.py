@@ -62,6 +62,9 @@ class PathwayModel:
     pair_of_group: np.ndarray  # index into pair_src / pair_dest
     pair_src: np.ndarray
     pair_dest: np.ndarray
+    #: per stored row: its synapse lies within the z range (``Tuner(min_z=, max_z=)``); None: no cut
+    row_inside: np.ndarray = None
+    z_range: tuple = (None, None)
 
     @property
     def num_groups(self):
@@ -75,7 +78,7 @@ class PathwayModel:
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
 
-def build_model(net, pathway, codes, blocks, draw_rules, seed, mode, row_budget=BUILD_ROW_BUDGET):
+def build_model(net, pathway, codes, blocks, draw_rules, seed, mode, row_budget=BUILD_ROW_BUDGET, z_range=None):
     """Read the pathway's rows and compute its fixed draws and distance-test outcomes.
 
     Parameters
@@ -89,6 +92,10 @@ def build_model(net, pathway, codes, blocks, draw_rules, seed, mode, row_budget=
         ``pruning`` and, if the pathway uses it, ``pruning_other`` (their distance expressions are used).
     draw_rules : rules.PruningRules
         Which groups have parameters, i.e. consume snudda-mode random numbers (ignored in philox mode).
+    z_range : (min_z, max_z), optional
+        Count only synapses whose z coordinate (metres: voxel z * voxel size + simulation origin z, as
+        SnuddaLoad computes ``synapse_coords``) lies in ``[min_z, max_z]`` (either may be None), as
+        ``OptimisePruning``'s slice cut; pruning itself still sees every row.
     """
     pre_t, post_t, channel = codes
     kind = KINDS["gap_junctions" if channel == GAP_JUNCTION_CHANNEL else "synapses"]
@@ -104,13 +111,31 @@ def build_model(net, pathway, codes, blocks, draw_rules, seed, mode, row_budget=
             if post_before[chunk.dest_hi] == post_before[chunk.dest_lo]:
                 continue  # no post neuron of the pathway in this range
             rows, runs = read_chunk(files, kind, chunk, with_lookup=mode == SNUDDA)
-            parts.append(_chunk_part(ctx, kind, rows, runs, chunk, codes, blocks))
+            parts.append(_chunk_part(ctx, kind, rows, runs, chunk, codes, blocks, _cut(net, z_range)))
     finally:
         close_files()
-    return _assemble(pathway, ctx.seed, mode, parts, net.path)
+    return _assemble(pathway, ctx.seed, mode, parts, net.path, z_range)
 
 
-def _chunk_part(ctx, kind, rows, runs, chunk, codes, blocks):
+def _cut(net, z_range):
+    """``rows -> bool`` per row: synapse z within ``z_range`` (None without a cut)."""
+    if z_range is None or z_range == (None, None):
+        return None
+    lo, hi = z_range
+    voxel_size, origo_z = net.voxel_size, float(net.simulation_origo[2])
+
+    def inside(rows):
+        z = rows[:, 4].astype(np.float64) * voxel_size + origo_z  # as SnuddaLoad's synapse_coords
+        ok = np.ones(z.shape, dtype=bool)
+        if lo is not None:
+            ok &= ~(z < lo)
+        if hi is not None:
+            ok &= ~(z > hi)
+        return ok
+    return inside
+
+
+def _chunk_part(ctx, kind, rows, runs, chunk, codes, blocks, cut=None):
     pre_t, post_t, channel = codes
     # the engine's own steps (order, segment) and draw provider: the model sees what a prune sees
     src, dest, typ = grouping_columns(ctx, kind, rows, chunk.dest_lo, chunk.dest_hi)
@@ -155,10 +180,12 @@ def _chunk_part(ctx, kind, rows, runs, chunk, codes, blocks):
         prob = distance_probability(ctx, expr, c8[rsel], lambda dests=dests: dests)
         passed[rsel] = r_dist[rsel] < prob
     keep = np.flatnonzero(passed)
-    return (g_src[sel], g_dest[sel], block, sizes[sel], r_a3, r_mu2, row_sel_group[keep], r_f1[keep], r_sm[keep])
+    inside = None if cut is None else cut(rows[groups.chunk_rows(at[keep])])
+    return (g_src[sel], g_dest[sel], block, sizes[sel], r_a3, r_mu2, row_sel_group[keep], r_f1[keep], r_sm[keep],
+            inside)
 
 
-def _assemble(pathway, seed, mode, parts, where):
+def _assemble(pathway, seed, mode, parts, where, z_range=None):
     parts = [p for p in parts if p is not None]
     if not parts:
         raise InputError(f"pathway {','.join(pathway)} has no putative rows in this network", where)
@@ -167,6 +194,7 @@ def _assemble(pathway, seed, mode, parts, where):
     row_group = np.concatenate([p[6] + o for p, o in zip(parts, offsets, strict=True)])
     r_f1 = np.concatenate([p[7] for p in parts])
     r_sm = np.concatenate([p[8] for p in parts])
+    inside = None if parts[0][9] is None else np.concatenate([p[9] for p in parts])
     g_src, g_dest, block, size, r_a3, r_mu2 = cat
     # groups by pair (snudda mode may split one pair's rows into several groups); stable
     pair_key = g_dest.astype(np.int64) * (int(g_src.max()) + 1) + g_src
@@ -184,4 +212,6 @@ def _assemble(pathway, seed, mode, parts, where):
         group_block=block[gorder], group_size=size[gorder].astype(np.int64),
         r_a3=r_a3[gorder], r_mu2=r_mu2[gorder], row_group=new_group[rorder].astype(np.int32),
         r_f1=r_f1[rorder], r_sm=r_sm[rorder], pair_of_group=pair_of_group.astype(np.int64).reshape(-1),
-        pair_src=g_src[gorder][first].astype(np.int64), pair_dest=g_dest[gorder][first].astype(np.int64))
+        pair_src=g_src[gorder][first].astype(np.int64), pair_dest=g_dest[gorder][first].astype(np.int64),
+        row_inside=None if inside is None else inside[rorder],
+        z_range=(None, None) if z_range is None else tuple(z_range))

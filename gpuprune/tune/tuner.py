@@ -4,6 +4,7 @@ import numpy as np
 
 from gpuprune.engine import MODES
 from gpuprune.errors import InputError
+from gpuprune.format import GAP_JUNCTION_CHANNEL
 from gpuprune.io.network import Network
 from gpuprune.rules import ParameterSet, PruningRules
 from gpuprune.stats import Bins, count_all_pairs, pair_distance, read_neurons, self_pair_count
@@ -31,6 +32,28 @@ def _backend(device):
     return None, np, "cpu"
 
 
+def _z_range(min_z, max_z):
+    """(min_z, max_z) of a slice cut, or None without one; bad values: InputError."""
+    if min_z is None and max_z is None:
+        return None
+    try:
+        lo = None if min_z is None else float(min_z)
+        hi = None if max_z is None else float(max_z)
+    except (TypeError, ValueError):
+        raise InputError(f"min_z and max_z must be numbers (metres), got {min_z!r}, {max_z!r}") from None
+    if any(v is not None and not np.isfinite(v) for v in (lo, hi)) or (lo is not None and hi is not None and lo > hi):
+        raise InputError(f"min_z and max_z must be finite with min_z <= max_z, got {min_z!r}, {max_z!r}")
+    return lo, hi
+
+
+def _check_cut(pathway, codes, blocks):
+    if codes[2] == GAP_JUNCTION_CHANNEL:
+        raise InputError(f"{','.join(pathway)}: a z cut (min_z/max_z) applies to synapses, not gap junctions")
+    if any(b.cluster_pruning for b in blocks):
+        raise InputError(f"{','.join(pathway)}: a z cut (min_z/max_z) cannot be evaluated with cluster pruning "
+                         "(it changes which rows a group keeps)")
+
+
 class Tuner:
     """Pathways of a network held in memory for fast, exact re-pruning with other parameters.
 
@@ -53,10 +76,15 @@ class Tuner:
         parameters present (this dict, its ``extra_pruning_parameters``, completed with Snudda's
         defaults; no ``pruning_other``), so only that pathway's groups consume random numbers
         (snudda mode).  Default: a real prune with the config's parameters for every pathway.
+    min_z, max_z : float, optional
+        A slice cut, as ``OptimisePruning``'s ``min_z``/``max_z``: the statistics count only kept
+        synapses whose z coordinate (metres, as SnuddaLoad's ``synapse_coords``) lies in
+        ``[min_z, max_z]``; pruning itself sees every row.  Synapse pathways without cluster
+        pruning only (it would change which rows, not how many, a group keeps).
     """
 
     def __init__(self, network_path, pathways, seeds=None, rng="philox", device="cpu", config_file=None,
-                 optimise_pruning=None, row_budget=BUILD_ROW_BUDGET):
+                 optimise_pruning=None, min_z=None, max_z=None, row_budget=BUILD_ROW_BUDGET):
         if rng not in MODES:
             raise InputError(f"unknown randomness mode {rng!r}; choose one of {', '.join(MODES)}")
         self.network = net = Network(network_path, config_file=config_file)
@@ -71,12 +99,15 @@ class Tuner:
         self.neurons = read_neurons(net.worklog_path)
         self.optimise_pruning = optimise_pruning
         self.blocks, self.codes, self.evaluators, self._draw_rules = {}, {}, {}, {}
+        self.z_range = _z_range(min_z, max_z)
         for pw in self.pathways:  # resolve every pathway before reading any row
             self.codes[pw], self.blocks[pw], self._draw_rules[pw] = self._resolve(pw)
+            if self.z_range is not None:
+                _check_cut(pw, self.codes[pw], self.blocks[pw])
         for pw in self.pathways:
             for s in seeds:
                 model = build_model(net, pw, self.codes[pw], self.blocks[pw], self._draw_rules[pw], s, rng,
-                                    row_budget)
+                                    row_budget, self.z_range)
                 self.evaluators[pw, s] = (Evaluator(model) if self.backend is None
                                           else DeviceEvaluator(model, self.backend))
         self._denominators, self._pair_bins = {}, {}
@@ -118,19 +149,20 @@ class Tuner:
         pw, _ = self._key(pathway, None)
         return ParameterBatch.build(self.blocks[pw], params)
 
-    def evaluate(self, params, pathway=None, seed=None):
+    def evaluate(self, params, pathway=None, seed=None, counted=False):
         """Kept rows per group of one pathway and seed: int32 (P, groups), groups as ``model().group_*``.
 
         ``params`` maps parameter names to arrays of P values; parameters not named keep the
-        config's value.  On the GPU the result is a CuPy array (one kernel launch per batch).
+        config's value.  ``counted``: only the kept rows inside the z cut (``min_z``/``max_z``; all
+        of them without one).  On the GPU the result is a CuPy array (one kernel launch per batch).
         """
         pw, s = self._key(pathway, seed)
         batch = params if isinstance(params, ParameterBatch) else self.batch(params, pw)
-        return self.evaluators[pw, s].kept(batch)
+        return self.evaluators[pw, s].kept(batch, counted=counted)
 
-    def pair_counts(self, params, pathway=None, seed=None):
+    def pair_counts(self, params, pathway=None, seed=None, counted=False):
         """Kept rows per pair (P, pairs) (a pair's groups summed; in philox mode one group per pair)."""
-        n = self.evaluate(params, pathway, seed)
+        n = self.evaluate(params, pathway, seed, counted)
         m = self.model(pathway, seed)
         if m.pair_src.size == m.num_groups:
             return n
@@ -177,7 +209,7 @@ class Tuner:
         """
         bins = bins if isinstance(bins, Bins) else Bins.of(bins)
         pw, s = self._key(pathway, seed)
-        n = self.pair_counts(params, pw, s)
+        n = self.pair_counts(params, pw, s, counted=True)
         return pair_statistics(self.xp, n.T, self.pair_bins(pw, s, bins, slab, self_pairs),
                                self.denominators(pw, bins, slab, self_pairs))
 

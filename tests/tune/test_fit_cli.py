@@ -33,12 +33,20 @@ def test_fit_writes_config_and_table(network, tmp_path, capsys):
     assert 0.1 <= block["f1"] <= 1 and 0 <= block["mu2"] <= 5
 
 
+def test_fit_with_a_slice_cut(network, capsys):
+    rc = cli_main(["fit", str(network), "--target", "planert2010_dSPN_iSPN", "--params", "f1", "--popsize", "4",
+                   "--maxiter", "2", "--random-state", "1", "--min-z", "-1", "--max-z", "1", "--quiet"])
+    assert rc == 0 and "dSPN,iSPN,GABA" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("args, match", [
     (["--pathway", "FS,XYZ,GABA", "--target", "gittis_FS_dSPN"], "nothing for pathway"),
     (["--target", "no-such-file.json"], "not found"),
     (["--target", "gittis_FS_dSPN", "--params", "f9"], "unknown parameter"),
     (["--target", "gittis_FS_dSPN", "--params", "f1", "--bounds", "f1=0:3"], "bounds"),
     (["--target", "gittis_FS_dSPN", "--params", "f1", "--bounds", "mu2=0:3"], "which --params does not fit"),
+    (["--target", "gittis_FS_dSPN", "--min-z", "1e-3", "--max-z", "0"], "min_z <= max_z"),
+    (["--target", "gittis_FS_dSPN", "--max-z", "1e-3"], "cluster pruning"),
 ])
 def test_bad_input_one_line(network, args, match, capsys):
     assert cli_main(["fit", str(network), *args, "--quiet"]) == 2

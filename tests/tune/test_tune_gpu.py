@@ -60,3 +60,16 @@ def test_gpu_tuner_statistics_and_fit_equal_cpu(tmp_path):
     fa = cpu.fit(target, params=["f1", "mu2"], popsize=5, maxiter=4, seed=1, progress=False).fits[0]
     fb = gpu.fit(target, params=["f1", "mu2"], popsize=5, maxiter=4, seed=1, progress=False).fits[0]
     assert fa.params == fb.params and fa.fitness == fb.fitness
+
+
+def test_gpu_kernel_with_a_z_cut_equals_cpu(tmp_path):
+    net = copy_network("striatum_300", tmp_path)
+    probe = Tuner(net, "dSPN,iSPN,GABA")
+    z = float(np.median(probe.neurons.position[:, 2]))
+    tuner = Tuner(net, "dSPN,iSPN,GABA", min_z=z - 40e-6, max_z=z + 40e-6)
+    model = tuner.model()
+    backend, _ = device_backend("gpu")
+    batch = next(random_batches(tuner, tuner.pathways[0], np.random.default_rng(6), 257))
+    kept, counted = DeviceEvaluator(model, backend).evaluate_pg(batch)
+    assert np.array_equal(kept.get(), Evaluator(model).kept(batch))
+    assert np.array_equal(counted.get(), Evaluator(model).kept(batch, counted=True))
