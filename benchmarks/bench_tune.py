@@ -1,7 +1,8 @@
 """Fitting speed: Snudda's OptimisePruning against gpuprune's batched in-memory evaluation, in one run.
 
-    python benchmarks/bench_tune.py [--data ../shared/data] [--snudda-evals 3] [--large-neurons 1000]
-                                    [--device cpu|gpu|emulated] [--sets 60 ...] [--skip-snudda]
+    python benchmarks/bench_tune.py [--data ../shared/data] [--snudda-evals 3] [--skip-snudda]
+                                    [--large-network NET | --large-neurons 1000]
+                                    [--device cpu|gpu|emulated] [--sets 60 ...]
 
 Measures, on striatum_300's dSPN -> iSPN GABA (185,594 putative rows, 18,208 pairs):
 
@@ -9,7 +10,7 @@ Measures, on striatum_300's dSPN -> iSPN GABA (185,594 putative rows, 18,208 pai
 2. gpuprune: evaluations per second for the same vectors (kept rows, statistics, Snudda's fitness),
    batched (P = 60, a 15 x 4 population; on a device also larger batches, ``--sets``), and that both
    fitnesses agree (snudda mode with ``optimise_pruning``);
-3. the rate on the largest pathway of a generated network (``--large-neurons``);
+3. the rate on the largest pathway of a real network (``--large-network``, e.g. net1000) or a generated one;
 4. a complete 4-parameter fit (popsize 15, 50 generations, tol = 0 so that all 50 run);
 5. model bytes per putative row and the process's peak memory.
 
@@ -104,6 +105,8 @@ def main(argv=None):
     ap.add_argument("--skip-snudda", action="store_true")
     ap.add_argument("--large-neurons", type=int, default=1000)
     ap.add_argument("--large-synapses", type=int, default=2000, help="putative rows per neuron of the large net")
+    ap.add_argument("--large-network", help="a real network (detect output) for the large-pathway rate, e.g. one "
+                    "built with ../shared/tools (read in place, never written); default: a generated one")
     ap.add_argument("--device", choices=("cpu", "gpu", "emulated"), default="cpu")
     ap.add_argument("--sets", type=int, nargs="+", default=None,
                     help="batch sizes P to time (default 60; on a device 60, 1024 and 8192)")
@@ -165,10 +168,13 @@ def main(argv=None):
 
         from gpuprune.synth import generate_network
 
-        big = work / "large"
-        t0 = time.perf_counter()
-        generate_network(big, num_neurons=args.large_neurons, synapses_per_neuron=args.large_synapses, seed=1)
-        gen = time.perf_counter() - t0
+        if args.large_network:
+            big, gen = Path(args.large_network), None
+        else:
+            big = work / "large"
+            t0 = time.perf_counter()
+            generate_network(big, num_neurons=args.large_neurons, synapses_per_neuron=args.large_synapses, seed=1)
+            gen = time.perf_counter() - t0
         probe = Tuner(big, "dSPN,dSPN,GABA")
         rows = {",".join(n): int(c) for n, c in _pathway_rows(probe).items()}
         largest = max(rows, key=rows.get)
@@ -178,7 +184,9 @@ def main(argv=None):
         build_b = time.perf_counter() - t0
         (tt,) = load_targets({"pathway": largest, "bins": [[0, 50e-6, 0.1], [0, 100e-6, 0.05]]})
         fb, ab = rate(tb, tt, x, "snudda", repeat=3)
-        print(f"\nlarge: generated {args.large_neurons} neurons in {gen:.1f} s; largest pathway {largest}: "
+        what = f"{big} ({probe.network.num_neurons} neurons)" if gen is None else \
+            f"generated {args.large_neurons} neurons in {gen:.1f} s"
+        print(f"\nlarge: {what}; largest pathway {largest}: "
               f"{mb.num_putative:,} putative rows, {mb.pair_src.size:,} pairs, built in {build_b:.1f} s, "
               f"{mb.nbytes() / mb.num_putative:.1f} bytes per putative row")
         print(f"large, P = 60: {fb:,.0f} evaluations/s with statistics and fitness, {ab:,.0f}/s kept rows alone")

@@ -166,8 +166,12 @@ class Tuner:
         m = self.model(pathway, seed)
         if m.pair_src.size == m.num_groups:
             return n
-        n = n.get() if self.xp is not np else n  # snudda mode's split groups: summed on the host
-        return np.add.reduceat(n, np.searchsorted(m.pair_of_group, np.arange(m.pair_src.size)), axis=1)
+        # snudda mode's split groups: a pair's groups are adjacent; summed where n lives (NumPy or CuPy)
+        xp = self.xp
+        last = np.append(np.searchsorted(m.pair_of_group, np.arange(1, m.pair_src.size)), m.num_groups) - 1
+        cum = xp.cumsum(n, axis=1, dtype=np.int64)[:, xp.asarray(last)]
+        cum[:, 1:] -= cum[:, :-1].copy()
+        return cum.astype(np.int32)
 
     # -- statistics ----------------------------------------------------------------------------
 

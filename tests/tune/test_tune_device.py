@@ -125,3 +125,20 @@ def test_model_larger_than_the_device_is_refused(generated):
     model = Tuner(generated, "dSPN,iSPN,GABA").model()
     with pytest.raises(DeviceError, match="needs .* bytes"):
         DeviceEvaluator(model, EmulatedBackend(0, memory=1024))
+
+
+def test_split_groups_summed_per_pair(tmp_path):
+    """Snudda mode may put one pair's rows in several groups: pair counts sum them, on either backend."""
+    path = tmp_path / "net"
+    generate_network(path, num_neurons=160, synapses_per_neuron=120, seed=5)
+    values = {"f1": np.linspace(0.1, 1, 7), "mu2": np.linspace(0.5, 4, 7)}
+    for device in ("cpu", "emulated"):
+        tuner = Tuner(path, "ChIN,dSPN,AMPA_NMDA", rng="snudda", device=device, row_budget=2000)
+        m = tuner.model()
+        assert m.num_groups > m.pair_src.size
+        n = np.asarray(tuner.evaluate(values))
+        want = np.zeros((n.shape[0], m.pair_src.size), dtype=np.int64)
+        for p in range(n.shape[0]):
+            want[p] = np.bincount(m.pair_of_group, weights=n[p], minlength=m.pair_src.size)
+        got = tuner.pair_counts(values)
+        assert got.dtype == np.int32 and np.array_equal(np.asarray(got), want)

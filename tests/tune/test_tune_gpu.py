@@ -60,6 +60,16 @@ def test_gpu_tuner_statistics_and_fit_equal_cpu(tmp_path):
     fa = cpu.fit(target, params=["f1", "mu2"], popsize=5, maxiter=4, seed=1, progress=False).fits[0]
     fb = gpu.fit(target, params=["f1", "mu2"], popsize=5, maxiter=4, seed=1, progress=False).fits[0]
     assert fa.params == fb.params and fa.fitness == fb.fitness
+    # snudda mode: a pair's rows may lie in several groups (here ChIN -> dSPN), summed on the device
+    split = tmp_path / "split"
+    generate_network(split, num_neurons=160, synapses_per_neuron=120, seed=5)
+    cpu_s = Tuner(split, "ChIN,dSPN,AMPA_NMDA", device="cpu", rng="snudda", row_budget=2000)
+    gpu_s = Tuner(split, "ChIN,dSPN,AMPA_NMDA", device="gpu", rng="snudda", row_budget=2000)
+    assert cpu_s.model().num_groups > cpu_s.model().pair_src.size
+    values = {"f1": np.linspace(0.1, 1, 33), "mu2": np.linspace(0.5, 4, 33)}
+    a, b = cpu_s.statistics(values, bins), gpu_s.statistics(values, bins)
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
 
 
 def test_gpu_kernel_with_a_z_cut_equals_cpu(tmp_path):
