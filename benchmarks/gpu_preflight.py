@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fail-fast check before a GPU session spends device time: import, kernels, one tiny prune.
+"""Fail-fast check before a GPU session spends device time: import, kernels, one tiny prune, one tiny tune.
 
     python benchmarks/gpu_preflight.py [--emulate] [--network DIR]
 
@@ -7,8 +7,11 @@
 2. find the kernel sources (:func:`gpuprune.device.kernels.kernel_dir`) and compile them (NVRTC through
    CuPy on a GPU, the host compiler with ``--emulate``);
 3. prune one tiny network (``--network``, else a synthetic one generated here) on the device and on the
-   CPU in philox mode: the bytes must be equal.
-Each step prints one line; the first failure prints ``preflight FAILED: <step>: <reason>`` and exits 1,
+   CPU in philox mode: the bytes must be equal;
+4. evaluate a batch of parameter sets of a tiny synthetic network's pathway with the tuning kernel
+   (``gp_tune_kept``) and with NumPy: the counts must be equal.  A failure here is reported
+   (``preflight WARNING``) but does not stop the session: the pruning checks still run.
+Each step prints one line; the first failure of steps 1-3 prints ``preflight FAILED: <step>: <reason>`` and exits 1,
 within seconds, so that ``gpu_session.sh run`` stops before the long steps.  Also the program that
 ``compute-sanitizer`` runs in ``gpu_session.sh run``.
 """
@@ -25,15 +28,18 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _step(name, fn):
+def _step(name, fn, fatal=True):
     t0 = time.perf_counter()
     try:
         detail = fn()
-    except BaseException as exc:  # noqa: BLE001 - reported in one line, then the session stops
+    except Exception as exc:  # noqa: BLE001 - reported in one line, then the session stops (if fatal)
         traceback.print_exc(file=sys.stderr)
-        print(f"preflight FAILED: {name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+        word = "FAILED" if fatal else "WARNING"
+        print(f"preflight {word}: {name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
               flush=True)
-        sys.exit(1)
+        if fatal:
+            sys.exit(1)
+        return None
     print(f"preflight ok: {name} ({time.perf_counter() - t0:.1f} s){': ' + detail if detail else ''}", flush=True)
     return detail
 
@@ -102,9 +108,31 @@ def main(argv=None):
                         raise RuntimeError(f"{k}: the GPU output differs from the CPU's")
             return f"{gpu.synapses_before:,} rows, {gpu.synapses_after:,} kept, GPU == CPU"
 
+    def tiny_tune():
+        import numpy as np
+
+        from gpuprune import synth
+        from gpuprune.tune import Evaluator, Tuner
+
+        with tempfile.TemporaryDirectory(prefix="gpuprune-preflight-") as tmp:
+            net = Path(tmp) / "net"
+            synth.generate_network(net, num_neurons=120, synapses_per_neuron=100, seed=3)
+            tuner = Tuner(net, "dSPN,iSPN,GABA", device="emulated" if args.emulate else "gpu")
+            rng = np.random.default_rng(1)
+            values = {"f1": rng.uniform(0, 1, 64), "soft_max": rng.uniform(0, 5, 64), "mu2": rng.uniform(0.1, 5, 64),
+                      "a3": rng.uniform(0, 1, 64), "pruning_other.f1": rng.uniform(0, 1, 64)}
+            batch = tuner.batch(values)
+            got = tuner.evaluate(batch)
+            got = got.get() if hasattr(got, "get") else np.asarray(got)
+            want = Evaluator(tuner.model()).kept(batch)
+            if not np.array_equal(got, want):
+                raise RuntimeError(f"kernel gp_tune_kept differs from NumPy in {int((got != want).sum())} counts")
+            return f"{batch.size} parameter sets x {want.shape[1]} groups, device == NumPy"
+
     _step("import", imports)
     _step("compile kernels", compiles)
     _step("tiny prune", tiny_prune)
+    _step("tiny tune", tiny_tune, fatal=False)
     return 0
 
 

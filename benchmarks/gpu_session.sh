@@ -8,15 +8,17 @@
 #
 # `run` (on the device machine, about 6-8 minutes on 16 cores):
 #   0. preflight (seconds): import gpuprune from this tree, find and compile the kernels, one tiny prune
-#      on the GPU equal to the CPU; stops the session at once with one clear line if any fails;
-#   1. compute-sanitizer memcheck, racecheck and initcheck on one small prune (prune3), summaries kept;
+#      on the GPU equal to the CPU (stops the session at once with one clear line if any fails), one tiny
+#      batch of the tuning kernel gp_tune_kept equal to NumPy (a warning only);
+#   1. compute-sanitizer memcheck, racecheck and initcheck on one small prune (prune3) and tiny tune batch;
 #   2. pytest -m gpu: byte-identity GPU vs CPU on every fixture network and config, all GPUs with a small
-#      memory cap, the kernels' Philox and keys against NumPy, and a >= 1e7-row synthetic network in
-#      >= 40 chunks;
+#      memory cap, the kernels' Philox and keys against NumPy, a >= 1e7-row synthetic network in
+#      >= 40 chunks, and the tuning kernel against NumPy (tests/tune/test_tune_gpu.py);
 #   3. benchmarks/bench_gpu.py --record on a 1.2e7-row synthetic network (kernel rows/s with CUDA events,
 #      transfers, end to end against the CPU path and against read+write alone);
 #   4. benchmarks/sweep.py --record at 1e6, 1e7 and 3e7 rows (CPU and GPU, host and device memory);
-#   5. benchmarks/bench_tune.py --device gpu: batched fitting evaluations per second on the GPU.
+#   5. benchmarks/bench_tune.py --device gpu: batched fitting evaluations per second on the GPU at
+#      P = 60, 1024 and 8192 parameter sets per launch (target >= 50,000/s on striatum_300 dSPN -> iSPN).
 # Everything printed, and RESULTS.md with the new sections, comes back under $OUT: copy the sections
 # into benchmarks/RESULTS.md here (the device's working tree is thrown away).
 #
