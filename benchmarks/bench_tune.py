@@ -7,9 +7,10 @@
 Measures, on striatum_300's dSPN -> iSPN GABA (185,594 putative rows, 18,208 pairs):
 
 1. OptimisePruning.opt_helper_func: seconds per evaluation (prune to a temp HDF5 file, reload, score);
-2. gpuprune: evaluations per second for the same vectors (kept rows, statistics, Snudda's fitness),
-   batched (P = 60, a 15 x 4 population; on a device also larger batches, ``--sets``), and that both
-   fitnesses agree (snudda mode with ``optimise_pruning``);
+2. gpuprune: evaluations per second for the same vectors: Snudda's fitness as a fit computes it (kept
+   rows of the pairs in a bin only, when the target has no synapses-per-pair terms), the statistics of
+   every pair, and kept rows alone; batched (P = 60, a 15 x 4 population; on a device also larger
+   batches, ``--sets``), and that both fitnesses agree (snudda mode with ``optimise_pruning``);
 3. the rate on the largest pathway of a real network (``--large-network``, e.g. net1000) or a generated one;
 4. a complete 4-parameter fit (popsize 15, 50 generations, tol = 0 so that all 50 run);
 5. model bytes per putative row and the process's peak memory.
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from gpuprune.stats import load_targets  # noqa: E402
 from gpuprune.tune import Tuner  # noqa: E402
-from gpuprune.tune.fit import score  # noqa: E402
+from gpuprune.tune.fit import score, target_bins  # noqa: E402
 
 PATHWAY = ("dSPN", "iSPN", "GABA")
 EXP = [(0, 50e-6, 3 / 47), (0, 100e-6, 3 / 66)]  # Planert 2010, as Snudda's examples use
@@ -82,20 +83,23 @@ def time_snudda(net, x, extra):
 
 
 def rate(tuner, target, x, kind, repeat=5, pathway=None):
-    """Evaluations per second of batched fitness (evaluation + statistics + fitness) and of evaluation alone."""
+    """Evaluations per second of (1) the batched fitness (kept rows of the binned pairs, statistics, fitness:
+    what a fit runs), (2) kept rows of every pair with the statistics of every pair, (3) kept rows alone."""
     values = {n: x[:, i] for i, n in enumerate(NAMES)}
     batch = tuner.batch(values, pathway or target.pathway)
-    score(tuner, target, values, kind)
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        score(tuner, target, values, kind)
-    full = len(x) * repeat / (time.perf_counter() - t0)
-    tuner.evaluate(batch, target.pathway)
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        tuner.evaluate(batch, target.pathway)
-    alone = len(x) * repeat / (time.perf_counter() - t0)
-    return full, alone
+    bins = target_bins(target, kind)
+
+    def per_second(fn):
+        fn()  # warm: caches, tables, device compilation
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        return len(x) * repeat / (time.perf_counter() - t0)
+
+    fit = per_second(lambda: score(tuner, target, values, kind))
+    stats = per_second(lambda: tuner.statistics(batch, bins, target.pathway, self_pairs=kind == "snudda"))
+    alone = per_second(lambda: tuner.evaluate(batch, target.pathway))
+    return fit, stats, alone
 
 
 def main(argv=None):
@@ -134,21 +138,21 @@ def main(argv=None):
             print(f"resident on the device: {dev:,} bytes = {dev / m.num_putative:.1f} per putative row, plus "
                   f"{memory.tune_output_bytes(m.num_groups, 1):,} bytes of kept counts per parameter set")
 
-        full, alone = rate(philox, target, x, "snudda")
-        print(f"gpuprune philox, P = 60: {full:,.0f} evaluations/s with statistics and fitness, "
-              f"{alone:,.0f}/s kept rows alone")
+        full, stats, alone = rate(philox, target, x, "snudda")
+        print(f"gpuprune philox, P = 60: {full:,.0f} evaluations/s of the fitness (binned pairs); every pair: "
+              f"{stats:,.0f}/s with statistics, {alone:,.0f}/s kept rows alone")
         for p in sets:
             if p == 60:
                 continue
-            full_p, alone_p = rate(philox, target, vectors(p, seed=p), "snudda", repeat=3)
-            print(f"gpuprune philox, P = {p}: {full_p:,.0f} evaluations/s with statistics and fitness, "
-                  f"{alone_p:,.0f}/s kept rows alone")
+            full_p, stats_p, alone_p = rate(philox, target, vectors(p, seed=p), "snudda", repeat=3)
+            print(f"gpuprune philox, P = {p}: {full_p:,.0f} evaluations/s of the fitness; every pair: "
+                  f"{stats_p:,.0f}/s with statistics, {alone_p:,.0f}/s kept rows alone")
 
         block = philox.network.rules.pathways[philox.codes[philox.pathways[0]]][0]
         extra = {"dist_pruning": block.dist_pruning.source if block.dist_pruning else None,
                  "cluster_pruning": block.cluster_pruning}
         compat = Tuner(net, ",".join(PATHWAY), rng="snudda", optimise_pruning=extra, device=args.device)
-        full_c, _ = rate(compat, target, x, "snudda")
+        full_c, _, _ = rate(compat, target, x, "snudda")
         print(f"gpuprune snudda mode as OptimisePruning prunes: {full_c:,.0f} evaluations/s")
 
         if not args.skip_snudda:
@@ -183,13 +187,14 @@ def main(argv=None):
         mb = tb.model()
         build_b = time.perf_counter() - t0
         (tt,) = load_targets({"pathway": largest, "bins": [[0, 50e-6, 0.1], [0, 100e-6, 0.05]]})
-        fb, ab = rate(tb, tt, x, "snudda", repeat=3)
+        fb, sb, ab = rate(tb, tt, x, "snudda", repeat=3)
         what = f"{big} ({probe.network.num_neurons} neurons)" if gen is None else \
             f"generated {args.large_neurons} neurons in {gen:.1f} s"
         print(f"\nlarge: {what}; largest pathway {largest}: "
               f"{mb.num_putative:,} putative rows, {mb.pair_src.size:,} pairs, built in {build_b:.1f} s, "
               f"{mb.nbytes() / mb.num_putative:.1f} bytes per putative row")
-        print(f"large, P = 60: {fb:,.0f} evaluations/s with statistics and fitness, {ab:,.0f}/s kept rows alone")
+        print(f"large, P = 60: {fb:,.0f} evaluations/s of the fitness (binned pairs); every pair: {sb:,.0f}/s with "
+              f"statistics, {ab:,.0f}/s kept rows alone")
         print(f"\npeak RSS of this process: {peak_mb():.0f} MB")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -26,8 +26,10 @@ def score(tuner, target, values, kind="corrected", slab=None):
     """Fitness of the parameter sets ``values`` ({name: (P,)}) for one target, averaged over the seeds."""
     bins = target_bins(target, kind)
     pw = target.pathway
-    per_seed = [fitness(tuner.statistics(values, bins, pw, s, slab=slab, self_pairs=uses_self_pairs(kind)),
-                        target, kind) for s in tuner.seeds]
+    # without synapse-count targets the fitness reads only the binned pairs: evaluate those alone
+    binned_only = not target.synapses
+    per_seed = [fitness(tuner.statistics(values, bins, pw, s, slab=slab, self_pairs=uses_self_pairs(kind),
+                                         binned_only=binned_only), target, kind) for s in tuner.seeds]
     return np.mean(per_seed, axis=0)
 
 

@@ -77,6 +77,27 @@ class PathwayModel:
     def nbytes(self):
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
+    def subset(self, pairs):
+        """The model of the pairs ``pairs`` (sorted indices into ``pair_src``) alone: groups are pruned
+        independently, so its evaluation is the full one's restricted to those pairs."""
+        pairs = np.asarray(pairs, dtype=np.int64)
+        keep_pair = np.zeros(self.pair_src.size, dtype=bool)
+        keep_pair[pairs] = True
+        groups = np.flatnonzero(keep_pair[self.pair_of_group])
+        new_group = np.full(self.num_groups, -1, dtype=np.int64)
+        new_group[groups] = np.arange(groups.size)
+        new_pair = np.full(self.pair_src.size, -1, dtype=np.int64)
+        new_pair[pairs] = np.arange(pairs.size)
+        rows = np.flatnonzero(keep_pair[self.pair_of_group[self.row_group]])  # order kept: by group, then r_f1
+        return PathwayModel(
+            pathway=self.pathway, seed=self.seed, mode=self.mode, num_putative=int(self.group_size[groups].sum()),
+            group_src=self.group_src[groups], group_dest=self.group_dest[groups], group_block=self.group_block[groups],
+            group_size=self.group_size[groups], r_a3=self.r_a3[groups], r_mu2=self.r_mu2[groups],
+            row_group=new_group[self.row_group[rows]].astype(np.int32), r_f1=self.r_f1[rows], r_sm=self.r_sm[rows],
+            pair_of_group=new_pair[self.pair_of_group[groups]], pair_src=self.pair_src[pairs],
+            pair_dest=self.pair_dest[pairs], row_inside=None if self.row_inside is None else self.row_inside[rows],
+            z_range=self.z_range)
+
 
 def build_model(net, pathway, codes, blocks, draw_rules, seed, mode, row_budget=BUILD_ROW_BUDGET, z_range=None):
     """Read the pathway's rows and compute its fixed draws and distance-test outcomes.

@@ -110,7 +110,7 @@ class Tuner:
                                     row_budget, self.z_range)
                 self.evaluators[pw, s] = (Evaluator(model) if self.backend is None
                                           else DeviceEvaluator(model, self.backend))
-        self._denominators, self._pair_bins = {}, {}
+        self._denominators, self._pair_bins, self._binned_models = {}, {}, {}
 
     def _resolve(self, pathway):
         net, rules = self.network, self.network.rules
@@ -162,8 +162,13 @@ class Tuner:
 
     def pair_counts(self, params, pathway=None, seed=None, counted=False):
         """Kept rows per pair (P, pairs) (a pair's groups summed; in philox mode one group per pair)."""
-        n = self.evaluate(params, pathway, seed, counted)
-        m = self.model(pathway, seed)
+        pw, s = self._key(pathway, seed)
+        batch = params if isinstance(params, ParameterBatch) else self.batch(params, pw)
+        return self._pair_counts(self.evaluators[pw, s], batch, counted)
+
+    def _pair_counts(self, evaluator, batch, counted):
+        n = evaluator.kept(batch, counted=counted)
+        m = evaluator.model
         if m.pair_src.size == m.num_groups:
             return n
         # snudda mode's split groups: a pair's groups are adjacent; summed where n lives (NumPy or CuPy)
@@ -172,6 +177,18 @@ class Tuner:
         cum = xp.cumsum(n, axis=1, dtype=np.int64)[:, xp.asarray(last)]
         cum[:, 1:] -= cum[:, :-1].copy()
         return cum.astype(np.int32)
+
+    def _binned(self, pw, s, bins, slab, self_pairs):
+        """(evaluator, membership) of the pairs that lie in at least one bin (cached per bins)."""
+        key = (pw, s, tuple(bins.start), tuple(bins.end), bins.inclusive, slab, self_pairs)
+        if key not in self._binned_models:
+            member = self.pair_bins(pw, s, bins, slab, self_pairs)
+            host = member.get() if self.xp is not np else np.asarray(member)
+            pairs = np.flatnonzero(host.any(axis=0))
+            model = self.evaluators[pw, s].model.subset(pairs)
+            ev = Evaluator(model) if self.backend is None else DeviceEvaluator(model, self.backend)
+            self._binned_models[key] = (ev, self.xp.asarray(np.ascontiguousarray(host[:, pairs])))
+        return self._binned_models[key]
 
     # -- statistics ----------------------------------------------------------------------------
 
@@ -203,8 +220,12 @@ class Tuner:
             cached = self._pair_bins[key] = self.xp.asarray(member.T.astype(np.float32))  # (bins, pairs)
         return cached
 
-    def statistics(self, params, bins, pathway=None, seed=None, slab=None, self_pairs=False):
+    def statistics(self, params, bins, pathway=None, seed=None, slab=None, self_pairs=False, binned_only=False):
         """Per parameter set: connected pairs and all pairs per bin, and synapses per connected pair.
+
+        ``binned_only``: evaluate only the pairs that lie in a bin (the groups of a pathway are
+        pruned independently, so ``connected`` is the same, faster when the bins cover few pairs);
+        the synapse moments and histogram are then those of the binned pairs alone.
 
         Returns
         -------
@@ -213,9 +234,13 @@ class Tuner:
         """
         bins = bins if isinstance(bins, Bins) else Bins.of(bins)
         pw, s = self._key(pathway, seed)
-        n = self.pair_counts(params, pw, s, counted=True)
-        return pair_statistics(self.xp, n.T, self.pair_bins(pw, s, bins, slab, self_pairs),
-                               self.denominators(pw, bins, slab, self_pairs))
+        batch = params if isinstance(params, ParameterBatch) else self.batch(params, pw)
+        if binned_only:
+            evaluator, member = self._binned(pw, s, bins, slab, self_pairs)
+        else:
+            evaluator, member = self.evaluators[pw, s], self.pair_bins(pw, s, bins, slab, self_pairs)
+        n = self._pair_counts(evaluator, batch, counted=True)
+        return pair_statistics(self.xp, n.T, member, self.denominators(pw, bins, slab, self_pairs))
 
     def fit(self, targets, params=("f1",), bounds="default", fitness="corrected", **options):
         """Fit ``params`` to ``targets``; see :func:`gpuprune.tune.fit.fit`.  Returns a FitResult."""

@@ -125,3 +125,28 @@ def test_pathway_without_rows(tmp_path):
     generate_network(path, num_neurons=40, synapses_per_neuron=20, seed=2, gap_junctions=False)
     with pytest.raises(InputError, match="no putative rows"):
         Tuner(path, "FS,FS,gap_junction")
+
+
+@pytest.mark.parametrize("mode", ["philox", "snudda"])
+def test_fitness_from_binned_pairs_equals_every_pair(network, mode):
+    """Without synapse-count targets a fit evaluates only the pairs in a bin: the same fitness, exactly."""
+    from gpuprune.stats import load_targets
+    from gpuprune.tune.fit import score, target_bins
+    from gpuprune.tune.fitness import fitness
+
+    tuner = Tuner(network, PATHWAY, rng=mode, seeds=[1, 2])
+    (target,) = load_targets({"pathway": PATHWAY, "bins": [[0, 50e-6, 0.3], [25e-6, 100e-6, 0.1]]})
+    rng = np.random.default_rng(7)
+    values = {"f1": rng.uniform(0, 1, 40), "soft_max": rng.uniform(0, 5, 40), "mu2": rng.uniform(0.1, 5, 40)}
+    for kind in ("corrected", "snudda", "binomial"):
+        bins = target_bins(target, kind)
+        every = [fitness(tuner.statistics(values, bins, seed=s, self_pairs=kind == "snudda"), target, kind)
+                 for s in tuner.seeds]
+        assert np.array_equal(score(tuner, target, values, kind), np.mean(every, axis=0)), kind
+    for s in tuner.seeds:
+        full = tuner.statistics(values, target_bins(target), seed=s)
+        part = tuner.statistics(values, target_bins(target), seed=s, binned_only=True)
+        assert np.array_equal(full["connected"], part["connected"]) and np.array_equal(full["total"], part["total"])
+        assert np.all(part["pairs"] <= full["pairs"])
+    sub = tuner._binned(tuner.pathways[0], 1, target_bins(target), None, False)[0].model
+    assert 0 < sub.pair_src.size < tuner.model(seed=1).pair_src.size
