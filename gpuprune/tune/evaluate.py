@@ -169,7 +169,7 @@ class Evaluator:
     def _f1_counts(self, batch, which):
         """Rows with r_f1 < f1 per (group, set), int32 (groups, P); ``which``: all rows (1) or inside (3)."""
         p, g = batch.size, self.num_groups
-        n = None
+        n = np.zeros((g, p), dtype=np.int32) if not self.blocks else None  # no group: a model subset of no pair
         for block in self.blocks:  # at most two blocks
             b, grp, r_f1 = block[0], block[which], block[which + 1]
             order = np.argsort(batch.f1[:, b], kind="stable")

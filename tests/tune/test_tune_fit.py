@@ -150,3 +150,24 @@ def test_fitness_from_binned_pairs_equals_every_pair(network, mode):
         assert np.all(part["pairs"] <= full["pairs"])
     sub = tuner._binned(tuner.pathways[0], 1, target_bins(target), None, False)[0].model
     assert 0 < sub.pair_src.size < tuner.model(seed=1).pair_src.size
+
+
+def test_bins_without_putative_pairs(network):
+    """A bin beyond every putative pair: the binned model has no group; nothing connects (NaN, as in Snudda, when
+    the bin holds no pair at all)."""
+    from gpuprune.stats import load_targets
+    from gpuprune.tune.fit import score, target_bins
+
+    for device in ("cpu", "emulated"):
+        tuner = Tuner(network, PATHWAY, device=device)
+        m, pos = tuner.model(), tuner.neurons.position
+        reach = float(np.max(np.linalg.norm(pos[m.pair_src] - pos[m.pair_dest], axis=1)))
+        (target,) = load_targets({"pathway": PATHWAY, "bins": [[reach + 1e-6, 1.0, 0.1]]})
+        values = {"f1": [0.2, 0.8]}
+        stats = tuner.statistics(values, target_bins(target), binned_only=True)
+        binned = tuner._binned(tuner.pathways[0], tuner.seeds[0], target_bins(target), None, False)[0]
+        assert binned.model.num_groups == 0
+        assert stats["connected"].shape == (2, 1) and stats["connected"].sum() == 0
+        total = int(stats["total"][0])
+        want = [0.1 ** 2 * 1e4] * 2 if total else [np.nan] * 2
+        np.testing.assert_allclose(score(tuner, target, values), want)
