@@ -6,7 +6,7 @@ The same comparisons run on the emulated device in every CI job (tests/tune/test
 import numpy as np
 import pytest
 from conftest import copy_network
-from test_tune_device import random_batches
+from test_tune_device import assert_same_statistics_and_fit, random_batches
 
 from gpuprune.synth import generate_network
 from gpuprune.tune import Evaluator, Tuner
@@ -48,28 +48,16 @@ def test_gpu_tuner_statistics_and_fit_equal_cpu(tmp_path):
     pytest.importorskip("scipy")
     path = tmp_path / "net"
     generate_network(path, num_neurons=300, synapses_per_neuron=120, seed=9)
-    cpu = Tuner(path, "dSPN,iSPN,GABA", device="cpu")
     gpu = Tuner(path, "dSPN,iSPN,GABA", device="gpu")
     assert gpu.device == "gpu"
-    values = {"f1": np.linspace(0.1, 1, 33), "mu2": np.linspace(0.5, 4, 33), "pruning_other.a3": np.linspace(0, 1, 33)}
-    bins = [[0, 100e-6], [100e-6, 300e-6]]
-    a, b = cpu.statistics(values, bins), gpu.statistics(values, bins)
-    for k in a:
-        assert np.array_equal(a[k], b[k], equal_nan=True), k
-    target = {"pathway": "dSPN,iSPN,GABA", "bins": [[0, 100e-6, 0.3], [100e-6, 300e-6, 0.1]]}
-    fa = cpu.fit(target, params=["f1", "mu2"], popsize=5, maxiter=4, seed=1, progress=False).fits[0]
-    fb = gpu.fit(target, params=["f1", "mu2"], popsize=5, maxiter=4, seed=1, progress=False).fits[0]
-    assert fa.params == fb.params and fa.fitness == fb.fitness
+    assert_same_statistics_and_fit(Tuner(path, "dSPN,iSPN,GABA", device="cpu"), gpu)
     # snudda mode: a pair's rows may lie in several groups (here ChIN -> dSPN), summed on the device
     split = tmp_path / "split"
     generate_network(split, num_neurons=160, synapses_per_neuron=120, seed=5)
     cpu_s = Tuner(split, "ChIN,dSPN,AMPA_NMDA", device="cpu", rng="snudda", row_budget=2000)
     gpu_s = Tuner(split, "ChIN,dSPN,AMPA_NMDA", device="gpu", rng="snudda", row_budget=2000)
     assert cpu_s.model().num_groups > cpu_s.model().pair_src.size
-    values = {"f1": np.linspace(0.1, 1, 33), "mu2": np.linspace(0.5, 4, 33)}
-    a, b = cpu_s.statistics(values, bins), gpu_s.statistics(values, bins)
-    for k in a:
-        assert np.array_equal(a[k], b[k], equal_nan=True), k
+    assert_same_statistics_and_fit(cpu_s, gpu_s, fit=False)
 
 
 def test_gpu_kernel_with_a_z_cut_equals_cpu(tmp_path):

@@ -5,7 +5,6 @@ emulated device's kernel, and against ``OptimisePruning.opt_helper_func`` with t
 """
 
 import json
-import os
 
 import h5py
 import numpy as np
@@ -115,34 +114,22 @@ def test_bad_cut_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_cut_fitness_equals_opt_helper_func(striatum, tmp_path, monkeypatch):
+def test_cut_fitness_equals_opt_helper_func(tmp_path, monkeypatch):
     """OptimisePruning with min_z/max_z on striatum_300 (Snudda prunes it first: about 45 s)."""
     pytest.importorskip("snudda")
-    from snudda.detect import SnuddaPrune
-    from snudda.optimise.optimise_pruning import OptimisePruning
+    from test_tune_optimise_pruning import opt_helper_fitness, snudda_pruned
 
-    net = copy_network("striatum_300", tmp_path)
-    monkeypatch.chdir(tmp_path)  # Snudda opens the config at the relative path detect recorded
-    SnuddaPrune(network_path=str(net), keep_files=True).prune()  # the merge files OptimisePruning reads
-    os.makedirs(net / "temp", exist_ok=True)
+    net = snudda_pruned("striatum_300", tmp_path, monkeypatch)
     probe = Tuner(net, PATHWAY)
     lo, hi = z_slab(probe)
     block = probe.blocks[probe.pathways[0]][0]
     extra = {"dist_pruning": block.dist_pruning.source if block.dist_pruning else None, "cluster_pruning": False}
     exp = [(0, 50e-6, 0.2), (0, 100e-6, 0.1), (50e-6, 150e-6, 0.05)]
     names = ["f1", "mu2", "a3", "soft_max"]
-    info = {"pre_type": "dSPN", "post_type": "iSPN", "con_type": "GABA", "exp_data": exp,
-            "mean_num_synapses_per_pair": 2.0, "std_num_synapses_per_pair": 1.0, "percentile20_pair": 1.0,
-            "extra_pruning_parameters": extra, "network_path": str(net), "param_names": names,
-            "min_z": lo, "max_z": hi}
     rng = np.random.default_rng(3)
     x = np.column_stack([rng.uniform(0.2, 1, 2), rng.uniform(0.5, 5, 2), rng.uniform(0.3, 1, 2),
                          rng.uniform(0.5, 5, 2)])
-    OptimisePruning.op = None
-    try:
-        expected = np.array([OptimisePruning.opt_helper_func(v, info) for v in x])
-    finally:
-        OptimisePruning.op = None
+    expected = opt_helper_fitness(net, PATHWAY, exp, extra, names, x, synapses=(2.0, 1.0, 1.0), min_z=lo, max_z=hi)
     (target,) = load_targets({"pathway": PATHWAY, "bins": [list(b) for b in exp], "mean_synapses": 2.0,
                               "std_synapses": 1.0, "p20_synapses": 1.0})
     values = {n: x[:, i] for i, n in enumerate(names)}
