@@ -114,6 +114,8 @@ def main(argv=None):
     ap.add_argument("--device", choices=("cpu", "gpu", "emulated"), default="cpu")
     ap.add_argument("--sets", type=int, nargs="+", default=None,
                     help="batch sizes P to time (default 60; on a device 60, 1024 and 8192)")
+    ap.add_argument("--tiles", type=int, nargs="+", default=[256, 32],
+                    help="on a device: also time the largest P with this many sets per kernel thread")
     args = ap.parse_args(argv)
     sets = args.sets or ([60] if args.device == "cpu" else [60, 1024, 8192])
     print(f"machine: {os.cpu_count()} cores visible, device {args.device}; numbers from one run")
@@ -147,6 +149,16 @@ def main(argv=None):
             full_p, stats_p, alone_p = rate(philox, target, vectors(p, seed=p), "snudda", repeat=3)
             print(f"gpuprune philox, P = {p}: {full_p:,.0f} evaluations/s of the fitness; every pair: "
                   f"{stats_p:,.0f}/s with statistics, {alone_p:,.0f}/s kept rows alone")
+        if args.device != "cpu":  # threads per group: one (each row read once per batch) or one per tile of sets
+            p = max(sets)
+            for tile in args.tiles:
+                for ev in [*philox.evaluators.values(), *(e for e, _ in philox._binned_models.values())]:
+                    ev.sets_per_thread = tile
+                full_t, stats_t, alone_t = rate(philox, target, vectors(p, seed=p), "snudda", repeat=3)
+                print(f"  P = {p}, {tile} sets per thread: {full_t:,.0f} evaluations/s of the fitness; every "
+                      f"pair: {stats_t:,.0f}/s with statistics, {alone_t:,.0f}/s kept rows alone")
+            for ev in [*philox.evaluators.values(), *(e for e, _ in philox._binned_models.values())]:
+                ev.sets_per_thread = None
 
         block = philox.network.rules.pathways[philox.codes[philox.pathways[0]]][0]
         extra = {"dist_pruning": block.dist_pruning.source if block.dist_pruning else None,

@@ -44,6 +44,7 @@ struct gp_dist_tables {
 struct gp_tune_args {
     gp_i64 n_groups;
     gp_i64 n_sets;  // P
+    gp_i64 sets_per_thread;  // each thread takes one group and this many sets (P: all)
     gp_i32 n_blocks;  // parameter blocks: pruning (0) and pruning_other (1)
     gp_i64 width;  // table width: largest group + 1
     const gp_i64* lo;  // (groups + 1) first row of each group

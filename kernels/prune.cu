@@ -243,11 +243,18 @@ extern "C" __global__ void gp_stats(const gp_args a) {
     }
 }
 
-// Kept rows per group of a tuned pathway for P parameter sets in one launch (tune.cuh).
+// Kept rows per group of a tuned pathway for P parameter sets in one launch (tune.cuh): thread i
+// takes group i % n_groups (neighbouring threads, neighbouring groups) and the (i / n_groups)-th
+// tile of sets_per_thread sets.
 extern "C" __global__ void gp_tune_kept(const gp_args a) {
-    const gp_i64 g = GP_THREAD_INDEX();
-    if (g >= a.tune.n_groups) {
+    const gp_i64 i = GP_THREAD_INDEX();
+    const gp_i64 tile = a.tune.sets_per_thread;
+    const gp_i64 tiles = (a.tune.n_sets + tile - 1) / tile;
+    if (a.tune.n_groups == 0 || i >= a.tune.n_groups * tiles) {
         return;
     }
-    gp_tune_group(a.tune, g);
+    const gp_i64 g = i % a.tune.n_groups;
+    const gp_i64 p0 = (i / a.tune.n_groups) * tile;
+    const gp_i64 p1 = p0 + tile < a.tune.n_sets ? p0 + tile : a.tune.n_sets;
+    gp_tune_group(a.tune, g, p0, p1);
 }

@@ -70,6 +70,7 @@ DIST = (
 TUNE = (
     ("n_groups", "gp_i64", ""),
     ("n_sets", "gp_i64", "P"),
+    ("sets_per_thread", "gp_i64", "each thread takes one group and this many sets (P: all)"),
     ("n_blocks", "gp_i32", "parameter blocks: pruning (0) and pruning_other (1)"),
     ("width", "gp_i64", "table width: largest group + 1"),
     ("lo", "const gp_i64*", "(groups + 1) first row of each group"),

@@ -12,7 +12,7 @@ writes the kept rows of every (set, group).  Comparisons only, so the integers a
 import numpy as np
 
 from gpuprune.device import abi, memory
-from gpuprune.errors import DeviceError
+from gpuprune.errors import DeviceError, InputError
 from gpuprune.tune.evaluate import batch_tables, thresholds
 
 #: the kernel
@@ -41,9 +41,16 @@ class DeviceEvaluator:
     ----------
     model : gpuprune.tune.model.PathwayModel
     backend : gpuprune.device.backend.DeviceBackend
+    sets_per_thread : int, optional
+        Parameter sets each thread evaluates for its group (default all of a launch's: each row is
+        read once per batch).  Smaller tiles start more threads, ``groups x ceil(P / tile)``, for
+        pathways with few groups; the counts are the same (benchmarks/bench_tune.py --tile).
     """
 
-    def __init__(self, model, backend):
+    def __init__(self, model, backend, sets_per_thread=None):
+        if sets_per_thread is not None and int(sets_per_thread) < 1:
+            raise InputError(f"sets_per_thread must be >= 1, got {sets_per_thread!r}")
+        self.sets_per_thread = None if sets_per_thread is None else int(sets_per_thread)
         self.model, self.backend = model, backend
         g = self.num_groups = model.num_groups
         bounds = np.searchsorted(model.row_group, np.arange(g + 1)).astype(np.int64)
@@ -87,6 +94,10 @@ class DeviceEvaluator:
         the emulated device), and of those the rows inside the model's z cut (``kept`` without a cut)."""
         p, g, be = batch.size, self.num_groups, self.backend
         blocks = batch.f1.shape[1]
+        if p == 0:
+            with be.device_scope():
+                empty = be.empty(0, np.int32).reshape(0, g)
+            return empty, empty
         out = memory.tune_output_bytes(g, p, self.cut)
         if out > be.memory_budget():
             raise DeviceError(f"{be.description}: the kept counts of {p:,} parameter sets of "
@@ -100,15 +111,17 @@ class DeviceEvaluator:
             step = self._sets_per_launch(p, blocks)
             for s in range(0, p, step):  # one launch for the whole batch whenever it fits the device
                 e = min(s + step, p)
+                tile = min(e - s, self.sets_per_thread or e - s)
                 args = abi.Args(self._resident)
                 args.update({
-                    "tune.n_groups": g, "tune.n_sets": e - s, "tune.n_blocks": blocks, "tune.width": self.n_max + 1,
+                    "tune.n_groups": g, "tune.n_sets": e - s, "tune.sets_per_thread": tile,
+                    "tune.n_blocks": blocks, "tune.width": self.n_max + 1,
                     "tune.f1": be.upload(batch.f1[s:e]), "tune.a3": be.upload(a3[s:e]),
                     "tune.soft_max": be.upload(soft_max[s:e]),
                     "tune.p_keep": be.upload(p_keep[s:e].reshape(-1)), "tune.p_mu": be.upload(p_mu[s:e].reshape(-1)),
                     "tune.work": self._work(e - s), "tune.kept": kept[s * g:e * g],
                     "tune.counted": None if counted is None else counted[s * g:e * g]})
-                be.launch(KERNEL, g, args)
+                be.launch(KERNEL, g * -(-(e - s) // tile), args)
             be.synchronize_device()
         kept = kept.reshape(p, g)
         return kept, kept if counted is None else counted.reshape(p, g)

@@ -110,7 +110,7 @@ def batch_tables(batch, n_max):
     p_mu = np.full(batch.mu2.shape + (n_max + 1,), np.inf)
     for out, fn, values, has in ((p_keep, p_keep_table, batch.soft_max, batch.has_soft_max),
                                  (p_mu, p_mu_table, batch.mu2, batch.has_mu2)):
-        for b in np.flatnonzero(has):  # at most two blocks
+        for b in np.flatnonzero(has) if values.shape[0] else ():  # at most two blocks
             distinct, inverse = np.unique(values[:, b], return_inverse=True)
             table = np.stack([fn(v, n_max) for v in distinct.tolist()])  # once per distinct value
             out[:, b] = table[inverse.reshape(-1)]

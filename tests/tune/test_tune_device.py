@@ -52,6 +52,7 @@ def test_emulated_kernel_equals_numpy_striatum(striatum, mode):
     for pw in tuner.pathways:
         model = tuner.model(pw)
         cpu, dev = Evaluator(model), DeviceEvaluator(model, backend)
+        tiled = DeviceEvaluator(model, backend, sets_per_thread=5)  # 8 threads per group for 37 sets
         for batch in random_batches(tuner, pw, rng, 37):
             before = backend.launches.get(KERNEL, 0)
             got = dev.kept(batch)
@@ -59,7 +60,10 @@ def test_emulated_kernel_equals_numpy_striatum(striatum, mode):
             want = cpu.kept(batch)
             assert got.dtype == want.dtype == np.int32 and got.shape == want.shape
             assert np.array_equal(np.asarray(got), want), (pw, mode)
+            assert np.array_equal(np.asarray(tiled.kept(batch)), want)
             assert want.sum() > 0
+        empty = tuner.batch({"f1": []}, pw)
+        assert dev.kept(empty).shape == cpu.kept(empty).shape == (0, model.num_groups)
 
 
 @pytest.mark.parametrize("mode", ["philox", "snudda"])
