@@ -41,7 +41,10 @@ def test_gpu_kernel_equals_cpu_striatum(tmp_path, mode):
             want = cpu.kept(batch)
             assert got.dtype == want.dtype and np.array_equal(got, want), (pw, mode)
         big = next(random_batches(tuner, pw, rng, 4096))  # a large batch, one launch
-        assert np.array_equal(gpu.kept(big).get(), cpu.kept(big))
+        want = cpu.kept(big)
+        assert np.array_equal(gpu.kept(big).get(), want)
+        tiled = DeviceEvaluator(model, backend, sets_per_thread=32)  # 128 threads per group
+        assert np.array_equal(tiled.kept(big).get(), want)
 
 
 def test_gpu_tuner_statistics_and_fit_equal_cpu(tmp_path):
