@@ -115,3 +115,36 @@ def test_snudda_mode_equals_snudda_output(tmp_path):
         kept = tuner.pair_counts({}, pw)[0]
         mk = m.pair_dest * n_neurons + m.pair_src
         assert np.array_equal(mk[kept > 0], key) and np.array_equal(kept[kept > 0], count)
+
+
+@pytest.mark.slow
+def test_snudda_mode_equals_snuddaprune_with_random_parameters(tmp_path, monkeypatch):
+    """Random parameter vectors written into a config, pruned by Snudda's own SnuddaPrune (PyPI snudda): its
+    output's kept rows per pair equal the in-memory evaluation in snudda mode."""
+    pytest.importorskip("snudda")
+    from snudda.detect import SnuddaPrune
+
+    net = copy_network("prune3", tmp_path)
+    monkeypatch.chdir(tmp_path)  # Snudda opens files at the relative paths detect recorded
+    tuner = Tuner(net, ["ballanddoublestick,ballanddoublestick,GABA", "ballanddoublestick,ballanddoublestick,AMPA"],
+                  rng="snudda")
+    n_neurons = tuner.network.num_neurons
+    rng = np.random.default_rng(19)
+    for i in range(2):
+        fitted = [(pw, {"f1": float(rng.uniform(0.3, 1)), "soft_max": float(rng.uniform(1, 6)),
+                        "mu2": float(rng.uniform(0.5, 4)), "a3": float(rng.uniform(0.5, 1))}) for pw in tuner.pathways]
+        cfg = net / f"network-config-random-{i}.json"
+        cfg.write_text(json.dumps(fitted_config(tuner.network.config, tuner.network.rules, fitted)))
+        SnuddaPrune(network_path=str(net), config_file=str(cfg), keep_files=True).prune()
+        with h5py.File(net / "network-synapses.hdf5", "r") as f:
+            rows = f["network/synapses"][()]
+        for pw, params in fitted:
+            pre_t, post_t, ch = tuner.codes[pw]
+            t = tuner.network.neuron_type
+            sel = (t[rows[:, 0]] == pre_t) & (t[rows[:, 1]] == post_t) & (rows[:, 6] == ch)
+            key, count = np.unique(rows[sel, 1].astype(np.int64) * n_neurons + rows[sel, 0], return_counts=True)
+            m = tuner.model(pw)
+            kept = tuner.pair_counts({k: [v] for k, v in params.items()}, pw)[0]
+            mk = m.pair_dest * n_neurons + m.pair_src
+            assert np.array_equal(mk[kept > 0], key) and np.array_equal(kept[kept > 0], count), (pw, params)
+            assert count.sum() > 0
