@@ -37,6 +37,7 @@ from gpuprune.device.abi import (
     NO_GROUP,
     TYPE_BITS,
 )
+from gpuprune.engine.decide import metres
 from gpuprune.engine.groups import bits as _bits
 from gpuprune.engine.pathway import PathwayCodes
 from gpuprune.errors import DeviceError, InputError
@@ -136,6 +137,7 @@ def distance_tables(ctx, kind, rows):
     lo, hi = int(c8.min()), int(c8.max())
     dense = hi - lo < memory.DENSE_TABLE_FACTOR * n + memory.DENSE_TABLE_SLACK
     modes, los, offsets, parts, off = [], [], [], [], 0
+    e_index = {id(expr): e for e, expr in enumerate(exprs)}
     for expr in exprs:
         if expr.uses_r:
             d = c8 * 1e-6
@@ -147,6 +149,8 @@ def distance_tables(ctx, kind, rows):
         else:
             p = expr.evaluate(c8 * 1e-6)
             mode = DIST_PER_ROW
+        if not np.all((p >= 0) & (p <= 1)):  # NaN fails too; the common case costs one pass over the table
+            _check_probabilities(ctx, e_index[id(expr)], rows, p if mode == DIST_PER_ROW else p[c8 - lo])
         modes.append(mode)
         los.append(lo)
         offsets.append(off)
@@ -154,6 +158,17 @@ def distance_tables(ctx, kind, rows):
         off += parts[-1].size
     return {"mode": np.array(modes, dtype=np.int32), "lo": np.array(los, dtype=np.int64),
             "offset": np.array(offsets, dtype=np.int64), "p": np.concatenate(parts)}
+
+
+def _check_probabilities(ctx, e, rows, p_rows):
+    """The NumPy engine's warning (:meth:`rules.PruningRules.check_probabilities`, once per expression) for the
+    rows whose pathway uses expression ``e``: the device compares the same values, so it warns the same way.
+    Only reached when a table holds a value outside 0..1."""
+    src, dest = rows[:, 0].astype(np.intp), rows[:, 1].astype(np.intp)
+    other = ctx.population_unit[src] != ctx.population_unit[dest]
+    pset = ctx.rules.parameter_index(ctx.neuron_type[src], ctx.neuron_type[dest], rows[:, 6], other)
+    sel = np.flatnonzero((pset >= 0) & (ctx.rules.dist_index[np.maximum(pset, 0)] == e))
+    ctx.rules.check_probabilities(e, p_rows[sel], lambda i: metres(rows[sel[i], 8]))
 
 
 class DeviceState:

@@ -141,6 +141,32 @@ def test_expressions_in_r_use_per_row_tables(emulated_gpu, tmp_path):
     assert 0 < result.synapses_after < result.synapses_before
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_distance_values_outside_0_1_warn_as_on_the_cpu(emulated_gpu, tmp_path, monkeypatch, caplog, dense):
+    """An expression above 1 near the soma: the device path warns the CPU's line (dense and per-row tables)."""
+    if not dense:
+        monkeypatch.setattr(memory, "DENSE_TABLE_FACTOR", 0)
+        monkeypatch.setattr(memory, "DENSE_TABLE_SLACK", 0)
+
+    def edit(block):
+        if block.get("dist_pruning"):
+            block["dist_pruning"] = "2*exp(-d/100e-6)"
+
+    net, config = _config_with(tmp_path, ("striatum_300", "network-config.json"), edit)
+    lines = {}
+    for device in ("cpu", "gpu"):
+        caplog.clear()
+        if device == "gpu":
+            emulated_gpu()
+        with caplog.at_level("WARNING", logger="gpuprune"):
+            gpuprune.prune(net, config_file=config, device=device, workers=1, output_file=tmp_path / f"{device}.hdf5")
+        lines[device] = sorted(r.getMessage() for r in caplog.records if "distance expression" in r.getMessage())
+    assert lines["cpu"] and len(lines["gpu"]) == len(lines["cpu"])
+    assert all("2*exp(-d/100e-6)" in m and "keep every one" in m for m in lines["gpu"])
+    assert read_output(tmp_path / "cpu.hdf5")["network/synapses"].tobytes() == \
+        read_output(tmp_path / "gpu.hdf5")["network/synapses"].tobytes()
+
+
 def test_sparse_distances_use_per_row_tables(emulated_gpu, tmp_path, monkeypatch):
     monkeypatch.setattr(memory, "DENSE_TABLE_FACTOR", 0)
     monkeypatch.setattr(memory, "DENSE_TABLE_SLACK", 0)
