@@ -22,7 +22,7 @@ from gpuprune.format import CONFIG_FILE, KINDS, PROJECTION_FILE, PROJECTION_HID,
 from gpuprune.io.hdf5 import _cat, _read, open_h5
 from gpuprune.io.worklog import check_voxel_meta, read_worklog
 from gpuprune.rng.philox import DEFAULT_SEED, check_seed
-from gpuprune.rules.config import config_seed, load_config
+from gpuprune.rules.config import check_depth, config_seed, load_config
 from gpuprune.rules.params import PruningRules
 
 log = logging.getLogger("gpuprune")
@@ -117,6 +117,7 @@ class Network:
             config = load_config(path)
         elif isinstance(config, dict):
             path = "<config set in Python>"
+            check_depth(config, path)  # before deepcopy, which would recurse as deep (or forever, for a cycle)
             config = copy.deepcopy(config)
             try:
                 json.dumps(config)  # it is stored in the output file as JSON

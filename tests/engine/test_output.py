@@ -134,4 +134,15 @@ def test_set_config_prunes_with_the_new_parameters(tmp_path):
         pruner.set_config(bad)
     with pytest.raises(ConfigError, match="dict or a file path"):
         pruner.set_config(42)
+    deep = copy.deepcopy(config)
+    nest = deep["regions"]["Striatum"]
+    for _ in range(10_000):  # deeper than copy.deepcopy or json can recurse
+        nest["x"] = {}
+        nest = nest["x"]
+    with pytest.raises(ConfigError, match="deeper than"):
+        pruner.set_config(deep)
+    cycle = copy.deepcopy(config)
+    cycle["regions"]["Striatum"]["self"] = cycle
+    with pytest.raises(ConfigError, match="deeper than"):
+        pruner.set_config(cycle)
     assert pruner.config == config
