@@ -19,5 +19,7 @@ from gpuprune.rules.params import (  # noqa: F401
     ParameterSet,
     PruningRules,
     p_keep_table,
+    p_keep_tables,
     p_mu_table,
+    p_mu_tables,
 )

@@ -94,23 +94,36 @@ class ParameterSet:
                    cluster_pruning=cluster, label=where)
 
 
-def p_keep_table(soft_max, n_max):
-    """soft_max keep probability for n = 0 .. n_max kept rows (entry 0 unused).
+def p_keep_tables(soft_max, n_max):
+    """soft_max keep probability for n = 0 .. n_max kept rows, one row per value of ``soft_max``: (D, n_max + 1)
+    (entry 0 unused).
 
-    ``p_keep(n) = 2*soft_max / ((1 + exp(-(n - soft_max)/5)) * n)``, evaluated
-    with the operation order and types Snudda uses.
+    ``p_keep(n) = 2*soft_max / ((1 + exp(-(n - soft_max)/5)) * n)``, evaluated with the operation order and
+    types Snudda uses; elementwise, so a value's row does not depend on the others.
     """
-    sm = float(soft_max)
+    sm = np.asarray(soft_max, dtype=np.float64).reshape(-1, 1)
     n = np.arange(n_max + 1, dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.divide(2 * sm, (1 + np.exp(-(n - sm) / 5)) * n)
 
 
-def p_mu_table(mu2, n_max):
-    """mu2 survival probability ``1 / (1 + exp(-8/mu2 * (n - mu2)))`` for n = 0 .. n_max."""
+def p_keep_table(soft_max, n_max):
+    """:func:`p_keep_tables` of one value: (n_max + 1,)."""
+    return p_keep_tables([soft_max], n_max)[0]
+
+
+def p_mu_tables(mu2, n_max):
+    """mu2 survival probability ``1 / (1 + exp(-8/mu2 * (n - mu2)))`` for n = 0 .. n_max, one row per value of
+    ``mu2`` (> 0): (D, n_max + 1)."""
+    mu = np.asarray(mu2, dtype=np.float64).reshape(-1, 1)
     n = np.arange(n_max + 1, dtype=np.int64)
     with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-8.0 / mu2 * (n - mu2)))
+        return 1.0 / (1.0 + np.exp(-8.0 / mu * (n - mu)))
+
+
+def p_mu_table(mu2, n_max):
+    """:func:`p_mu_tables` of one value: (n_max + 1,)."""
+    return p_mu_tables([mu2], n_max)[0]
 
 
 class PruningRules:

@@ -4,7 +4,7 @@ For every parameter set the rules run in DESIGN §3's order on the model's fixed
 groups, f1 (and the fixed distance test) selects rows, soft_max thins groups above it, mu2 drops
 groups; cluster pruning leaves the counts unchanged (see :mod:`gpuprune.tune.model`).  Every step is
 an array operation over rows or (groups, P); probabilities that need ``exp`` come from the
-rules' own tables (``p_keep_table``, ``p_mu_table``), computed on the host once per distinct value
+rules' own tables (``p_keep_tables``, ``p_mu_tables``), computed on the host once per distinct value
 (:func:`batch_tables`), so the device evaluation (:mod:`gpuprune.tune.device`, one kernel launch per
 batch) only compares and counts and gives the same integers.
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from gpuprune.engine.decide import a3_drops, mu2_drops, soft_max_passes
 from gpuprune.errors import InputError
-from gpuprune.rules import p_keep_table, p_mu_table
+from gpuprune.rules import p_keep_tables, p_mu_tables
 
 #: the parameters a fit can vary
 FITTABLE = ("f1", "soft_max", "mu2", "a3")
@@ -108,12 +108,11 @@ def batch_tables(batch, n_max):
     group).  The CPU and the device evaluation read the same tables, so ``exp`` runs on the host only."""
     p_keep = np.zeros(batch.soft_max.shape + (n_max + 1,))
     p_mu = np.full(batch.mu2.shape + (n_max + 1,), np.inf)
-    for out, fn, values, has in ((p_keep, p_keep_table, batch.soft_max, batch.has_soft_max),
-                                 (p_mu, p_mu_table, batch.mu2, batch.has_mu2)):
+    for out, fn, values, has in ((p_keep, p_keep_tables, batch.soft_max, batch.has_soft_max),
+                                 (p_mu, p_mu_tables, batch.mu2, batch.has_mu2)):
         for b in np.flatnonzero(has) if values.shape[0] else ():  # at most two blocks
             distinct, inverse = np.unique(values[:, b], return_inverse=True)
-            table = np.stack([fn(v, n_max) for v in distinct.tolist()])  # once per distinct value
-            out[:, b] = table[inverse.reshape(-1)]
+            out[:, b] = fn(distinct, n_max)[inverse.reshape(-1)]  # the rules' own tables, once per distinct value
     return p_keep, p_mu
 
 

@@ -213,3 +213,20 @@ def test_network_with_seed_out_of_range_names_config(data, tmp_path):
     with pytest.raises(ConfigError, match="random_seed.prune") as err:
         Network(src, config_file=path)
     assert str(path) in str(err.value)
+
+
+def test_probability_tables_of_many_values_equal_one_at_a_time():
+    """The tuner builds p_keep and p_mu for a whole batch at once; each row equals the one-value table that
+    prune uses, bit for bit (elementwise: a value's row does not depend on the others)."""
+    import numpy as np
+
+    from gpuprune.rules import p_keep_table, p_keep_tables, p_mu_table, p_mu_tables
+
+    rng = np.random.default_rng(3)
+    soft_max = np.concatenate([rng.uniform(0, 10, 500), [0, 1, 2, 3, 2.5]])
+    mu2 = np.concatenate([rng.uniform(1e-3, 10, 500), [1, 2, 3, 0.5]])
+    for n_max in (0, 5, 40, 700):
+        keep, mu = p_keep_tables(soft_max, n_max), p_mu_tables(mu2, n_max)
+        assert keep.shape == (soft_max.size, n_max + 1) and mu.shape == (mu2.size, n_max + 1)
+        assert keep.tobytes() == np.stack([p_keep_table(v, n_max) for v in soft_max.tolist()]).tobytes()
+        assert mu.tobytes() == np.stack([p_mu_table(v, n_max) for v in mu2.tolist()]).tobytes()
