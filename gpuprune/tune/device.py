@@ -72,11 +72,12 @@ class DeviceEvaluator:
                 self._resident["tune.inside"] = put(model.row_inside.astype(np.uint8))
             backend.synchronize_device()
         self._scratch = None
+        self._fits = 0  # the largest batch known to fit in one launch
 
-    def _sets_per_launch(self, p, blocks):
-        """Parameter sets one launch may take within the device's free memory (all P when they fit)."""
+    def _sets_per_launch(self, p, blocks, budget):
+        """Parameter sets one launch may take within ``budget`` bytes (all P when they fit)."""
         one = memory.tune_launch_bytes(self.num_groups, 1, blocks, self.n_max + 1)
-        fit = int(self.backend.memory_budget() // max(one, 1))
+        fit = int(budget // max(one, 1))
         if fit < 1:
             raise DeviceError(f"{self.backend.description}: no memory left for one parameter set of "
                               f"{','.join(self.model.pathway)} ({one:,} bytes)")
@@ -98,17 +99,23 @@ class DeviceEvaluator:
             with be.device_scope():
                 empty = be.empty(0, np.int32).reshape(0, g)
             return empty, empty
-        out = memory.tune_output_bytes(g, p, self.cut)
-        if out > be.memory_budget():
-            raise DeviceError(f"{be.description}: the kept counts of {p:,} parameter sets of "
-                              f"{','.join(self.model.pathway)} need {out:,} bytes, {be.memory_budget():,} are "
-                              "free; evaluate smaller batches")
+        # the free memory is asked (NVML on a GPU: milliseconds) only for a batch larger than any before
+        step = p if p <= self._fits else None
+        if step is None:
+            out = memory.tune_output_bytes(g, p, self.cut)
+            budget = be.memory_budget()
+            if out > budget:
+                raise DeviceError(f"{be.description}: the kept counts of {p:,} parameter sets of "
+                                  f"{','.join(self.model.pathway)} need {out:,} bytes, {budget:,} are free; "
+                                  "evaluate smaller batches")
+            step = self._sets_per_launch(p, blocks, budget - out)
+            if step == p:
+                self._fits = p
         a3, soft_max = thresholds(batch)
         p_keep, p_mu = batch_tables(batch, self.n_max)
         with be.device_scope():
             kept = be.empty(p * g, np.int32)
             counted = be.empty(p * g, np.int32) if self.cut else None
-            step = self._sets_per_launch(p, blocks)
             for s in range(0, p, step):  # one launch for the whole batch whenever it fits the device
                 e = min(s + step, p)
                 tile = min(e - s, self.sets_per_thread or e - s)

@@ -153,3 +153,19 @@ def test_split_groups_summed_per_pair(tmp_path):
             want[p] = np.bincount(m.pair_of_group, weights=n[p], minlength=m.pair_src.size)
         got = tuner.pair_counts(values)
         assert got.dtype == np.int32 and np.array_equal(np.asarray(got), want)
+
+
+def test_free_memory_asked_once_per_larger_batch(generated):
+    """On a GPU the free memory comes from NVML (milliseconds): a fit's equal-sized batches ask once."""
+    backend = EmulatedBackend(0)
+    asked = []
+    real = backend.memory_budget
+    backend.memory_budget = lambda *a, **k: asked.append(1) or real(*a, **k)
+    tuner = Tuner(generated, "dSPN,iSPN,GABA")
+    dev = DeviceEvaluator(tuner.model(), backend)
+    at_start = len(asked)
+    for seed in range(5):
+        dev.kept(next(random_batches(tuner, tuner.pathways[0], np.random.default_rng(seed), 60)))
+    assert len(asked) == at_start + 1
+    dev.kept(next(random_batches(tuner, tuner.pathways[0], np.random.default_rng(9), 61)))
+    assert len(asked) == at_start + 2
