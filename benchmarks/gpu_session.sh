@@ -126,6 +126,9 @@ print('cupy', cupy.__version__, 'devices', cupy_backend.device_count(), 'LZF dec
         python3 benchmarks/bench_gpu.py --help > /dev/null || status=1
         python3 benchmarks/sweep.py --help > /dev/null || status=1
         python3 benchmarks/bench_tune.py --help > /dev/null || status=1
+        # 5. the fitting benchmark's device branch (batches, tiles) runs end to end on the emulated device
+        python3 benchmarks/bench_tune.py --data "$data" --device emulated --skip-snudda --sets 60 120 --tiles 16 \
+            --large-neurons 100 --large-synapses 50 > "$out/bench_tune.txt" 2>&1 || { tail -5 "$out/bench_tune.txt"; status=1; }
     fi
     rm -rf "$work"
     echo "gpu_session $mode: $([ $status = 0 ] && echo ok || echo FAILED)"

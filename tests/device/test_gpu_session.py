@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DATA
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,6 +35,7 @@ def test_gpu_session_dry_run_on_a_plain_clone(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OUT")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # python3 = this interpreter
     env["OUT"] = str(tmp_path / "out")
+    env["GPUPRUNE_TEST_DATA"] = str(DATA)  # the copy is not beside ../shared
     proc = subprocess.run(["bash", "benchmarks/gpu_session.sh", "dry-run"], cwd=clone, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -43,6 +45,8 @@ def test_gpu_session_dry_run_on_a_plain_clone(tmp_path):
     collected = (tmp_path / "out" / "pytest-gpu.txt").read_text()
     assert "error" not in collected.lower().split("\n")[-2] and "test_gpu.py" in collected
     assert "gpu_session dry-run: ok" in proc.stdout
+    bench = (tmp_path / "out" / "bench_tune.txt").read_text()
+    assert "sets per thread" in bench and "4-parameter fit" in bench
 
 
 @pytest.mark.slow
