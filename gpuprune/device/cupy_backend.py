@@ -2,7 +2,7 @@
 
 Kernels are compiled once per device (``cupy.memoize(for_each_device=True)``) from
 :func:`gpuprune.device.kernels.kernel_source`; every launch passes the one :data:`abi.ARGS` struct
-by value, as a NumPy structured scalar (:func:`abi.numpy_dtype`, C alignment; pointers as uint64).
+by value, as a 0-d NumPy structured array (:func:`abi.numpy_dtype`, C alignment; pointers as uint64).
 """
 
 import contextlib
@@ -72,7 +72,12 @@ class PinnedOutOfMemory(MemoryError):
 
 
 def pack_args(args):
-    """The :data:`abi.ARGS` struct of ``args`` as a NumPy structured scalar (null for missing pointers)."""
+    """The :data:`abi.ARGS` struct of ``args`` as a 0-d NumPy structured array (null for missing pointers).
+
+    CuPy passes a one-element ``numpy.ndarray`` kernel argument by value, its bytes as they are
+    (``CNumpyArray`` in ``cupy/cuda/function.pyx``, the way CuPy's custom-struct examples pass one); a
+    ``numpy.void`` scalar goes through CuPy's scalar conversion instead, which CuPy 13 refuses.
+    """
     packed = np.zeros((), dtype=abi.numpy_dtype())
     for name, ctype in abi.FIELDS.items():
         value = args.get(name)
@@ -83,7 +88,7 @@ def pack_args(args):
         for part in outer:
             target = target[part]
         target[leaf] = int(value.data.ptr) if ctype.endswith("*") else value
-    return packed[()]
+    return packed
 
 
 class CupyBackend:

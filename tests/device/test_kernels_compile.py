@@ -214,3 +214,24 @@ def test_struct_layouts_agree():
     assert dtype.itemsize == ctypes.sizeof(struct)
     assert offsets(dtype) == c_offsets(struct)
     assert list(offsets(dtype)) == list(abi.FIELDS)
+
+
+def test_cupy_argument_is_a_one_element_array_with_the_emulator_bytes():
+    """CuPy passes a one-element numpy.ndarray by value as its raw bytes (CuPy 13 and 14; a numpy.void scalar
+    only from 14): the packed struct is one, and holds the bytes the emulator's ctypes struct holds."""
+    import ctypes
+    import types
+
+    import numpy as np
+
+    from gpuprune.device import cupy_backend
+    from gpuprune.device.emulated import EmulatedBackend
+
+    args = abi.Args({"n": 123456789, "seed": 2**63 + 5, "width": 13, "cluster_threshold": 0.25, "tune.n_sets": 60,
+                     "tune.sets_per_thread": 7, "tune.n_blocks": 2, "rules.table_stride": 33})
+    fake = types.SimpleNamespace(data=types.SimpleNamespace(ptr=0xDEADBEEF00))
+    packed = cupy_backend.pack_args(abi.Args({**args, "tune.kept": fake}))
+    assert isinstance(packed, np.ndarray) and packed.size == 1 and packed.dtype == abi.numpy_dtype()
+    assert int(packed["tune"]["kept"]) == 0xDEADBEEF00 and int(packed["tune"]["sets_per_thread"]) == 7
+    struct, _ = EmulatedBackend(0).pack_args("k", args)
+    assert cupy_backend.pack_args(args).tobytes() == ctypes.string_at(ctypes.addressof(struct), ctypes.sizeof(struct))
