@@ -73,7 +73,16 @@ class ParameterBatch:
     @classmethod
     def build(cls, blocks, values):
         """``blocks``: the pathway's ParameterSets; ``values``: name -> (P,) array (names as :func:`split_name`)."""
-        sizes = {np.asarray(v).reshape(-1).size for v in values.values()} or {1}
+        arrays = {}
+        for name, v in values.items():
+            try:
+                arrays[name] = a = np.asarray(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InputError(f"{name} values must be numbers, got {v!r}") from None
+            if a.ndim > 1:
+                raise InputError(f"{name} values must be a number or a 1-D sequence, got shape {a.shape}")
+        values = {name: a.reshape(-1) for name, a in arrays.items()}
+        sizes = {v.size for v in values.values()} or {1}
         if len(sizes) != 1:
             raise InputError(f"parameter arrays differ in length: {sorted(sizes)}")
         p = sizes.pop()

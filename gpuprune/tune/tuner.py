@@ -6,6 +6,7 @@ from gpuprune.engine import MODES
 from gpuprune.errors import InputError
 from gpuprune.format import GAP_JUNCTION_CHANNEL
 from gpuprune.io.network import Network
+from gpuprune.rng import check_seed
 from gpuprune.rules import ParameterSet, PruningRules
 from gpuprune.stats import Bins, count_all_pairs, pair_distance, read_neurons, self_pair_count
 from gpuprune.stats.targets import parse_pathway
@@ -95,7 +96,9 @@ class Tuner:
         if not self.pathways:
             raise InputError("no pathway given")
         seeds = [net.random_seed] if seeds is None else ([seeds] if np.isscalar(seeds) else list(seeds))
-        self.seeds = seeds
+        if not seeds:
+            raise InputError("no seed given (seeds=None takes the network's)")
+        self.seeds = seeds = [check_seed(s) for s in seeds]  # every seed checked before any row is read
         self.neurons = read_neurons(net.worklog_path)
         self.optimise_pruning = optimise_pruning
         self.blocks, self.codes, self.evaluators, self._draw_rules = {}, {}, {}, {}
@@ -142,6 +145,8 @@ class Tuner:
         pw = self.pathways[0] if pathway is None else parse_pathway(pathway)
         if pw not in self.codes:
             raise InputError(f"pathway {','.join(pw)} is not one this Tuner holds")
+        if seed is not None and seed not in self.seeds:
+            raise InputError(f"seed {seed!r} is not one this Tuner holds ({', '.join(map(str, self.seeds))})")
         return pw, self.seeds[0] if seed is None else seed
 
     def batch(self, params, pathway=None):

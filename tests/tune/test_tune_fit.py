@@ -92,6 +92,8 @@ def test_snudda_default_bounds_and_fitness(network, target):
     ({"pathways": "dSPN,iSPN"}, "Pre,Post,ConType"),
     ({"pathways": PATHWAY, "rng": "mt"}, "randomness mode"),
     ({"pathways": PATHWAY, "device": "tpu"}, "unknown device"),
+    ({"pathways": PATHWAY, "seeds": []}, "no seed given"),
+    ({"pathways": PATHWAY, "seeds": [3, -1]}, "random seed must lie"),
 ])
 def test_bad_tuner_input(network, kwargs, match):
     with pytest.raises(InputError, match=match):
@@ -115,6 +117,12 @@ def test_bad_fit_input(network, target):
         tuner.evaluate({"mu2": [1.0, 0.0]})
     with pytest.raises(InputError, match="f1 values must lie in"):
         tuner.evaluate({"f1": [1.5]})
+    with pytest.raises(InputError, match="must be numbers"):
+        tuner.evaluate({"f1": "high"})
+    with pytest.raises(InputError, match="1-D sequence"):
+        tuner.evaluate({"f1": [[0.1, 0.2], [0.3, 0.4]]})
+    with pytest.raises(InputError, match="seed 99 is not one"):
+        tuner.evaluate({"f1": [0.5]}, seed=99)
     with pytest.raises(InputError, match="unknown fitness"):
         tuner.fit(target, params=["f1"], fitness="chi2")
 
