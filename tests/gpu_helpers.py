@@ -153,3 +153,29 @@ def backend(request, monkeypatch):
 def device_backend(request, monkeypatch):
     """The same, for tests that need a device (emulated or CuPy)."""
     return Backend(request.param, monkeypatch)
+
+
+def striatum_chunk_rows():
+    """``(network, chunk, rows)``: all synapse rows onto dest neurons 40..59 of striatum_300 (several files,
+    unsorted across them), for the device engine's single-chunk tests."""
+    from gpuprune import plan
+    from gpuprune.format import SYNAPSES
+    from gpuprune.io.network import Network
+    from gpuprune.io.reader import close_files, read_chunk
+
+    net = Network(network_path("striatum_300"))
+    chunk = next(c for c in net.plan("synapses", 10 ** 9) if c.dest_lo == 0)
+    part = plan.split(net.sources["synapses"], chunk, 10 ** 9, 20)[2][0]
+    rows, _ = read_chunk(net.spec()["files"]["synapses"], SYNAPSES, part)
+    close_files()
+    return net, part, rows
+
+
+def device_state(net, memory=None, **ctx_options):
+    """``(DeviceState, PruneContext)`` of ``net`` in philox mode on a fresh emulated device."""
+    from gpuprune import engine
+    from gpuprune.device import emulated, program
+
+    ctx = engine.PruneContext.from_network(net, mode="philox", **ctx_options)
+    dev = emulated.EmulatedBackend(memory=emulated.DEFAULT_MEMORY if memory is None else memory)
+    return program.DeviceState(dev, program.RuleTables(ctx), ctx), ctx

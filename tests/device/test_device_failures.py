@@ -9,17 +9,15 @@ sizing on a large device is capped (several chunks, not one).
 
 import numpy as np
 import pytest
-from gpu_helpers import assert_same_bytes, network_path, read_output
+from gpu_helpers import assert_same_bytes, device_state, network_path, read_output, striatum_chunk_rows
 
 import gpuprune
-from gpuprune import engine, plan
+from gpuprune import engine
 from gpuprune.device import abi, memory, pool
 from gpuprune.device import emulated as _emulate
 from gpuprune.device import program as _device
 from gpuprune.errors import DeviceError
 from gpuprune.format import SYNAPSES
-from gpuprune.io.network import Network
-from gpuprune.io.reader import close_files, read_chunk
 
 pytestmark = pytest.mark.skipif(_emulate.host_compiler() is None, reason="no C++ compiler for the emulated GPU")
 CASE = ("striatum_300", "network-config.json")
@@ -136,18 +134,7 @@ def test_the_stream_model_sees_a_block_freed_under_a_running_kernel():
 
 @pytest.fixture(scope="module")
 def chunk():
-    net = Network(network_path("striatum_300"))
-    c = next(c for c in net.plan("synapses", 10 ** 9) if c.dest_lo == 0)
-    part = plan.split(net.sources["synapses"], c, 10 ** 9, 20)[2][0]
-    rows, _ = read_chunk(net.spec()["files"]["synapses"], SYNAPSES, part)
-    close_files()
-    return net, part, rows
-
-
-def _state(net, memory_size=_emulate.DEFAULT_MEMORY):
-    ctx = engine.PruneContext.from_network(net, mode="philox")
-    dev = _emulate.EmulatedBackend(memory=memory_size)
-    return _device.DeviceState(dev, _device.RuleTables(ctx), ctx), ctx
+    return striatum_chunk_rows()
 
 
 def _run(state, rows, part):
@@ -159,7 +146,7 @@ def _run(state, rows, part):
 
 def test_a_wrong_sort_never_passes(chunk):
     net, part, rows = chunk
-    state, _ = _state(net)
+    state, _ = device_state(net)
     state.dev.wrong_sort = True  # CuPy <= 14.0 after thrust's workspace allocation failed
     with pytest.raises(DeviceError, match="out of order"):
         _run(state, rows, part)
@@ -169,7 +156,7 @@ def test_a_wrong_sort_never_passes(chunk):
 
 def test_tables_stay_consistent_after_a_failed_upload(chunk):
     net, part, rows = chunk
-    state, ctx = _state(net)
+    state, ctx = device_state(net)
     before = state.p_keep, state.p_mu, state.table_stride
     uploads = FailOnce(2, ops={"upload"})  # the second of the two table uploads
     state.dev.inject = uploads
@@ -190,7 +177,7 @@ def test_the_byte_model_covers_what_a_chunk_allocates(chunk):
     rows = rows.copy()
     assert rows.shape[0] < 2 ** 16
     rows[:, 6] = np.arange(rows.shape[0])  # a channel type per row (no parameters: every group dropped)
-    state, _ = _state(net)
+    state, _ = device_state(net)
     dev = state.dev
     dist = {k: dev.upload(v) for k, v in _device.distance_tables(state.ctx, SYNAPSES, rows).items()}
     d_rows = dev.upload(rows.reshape(-1))

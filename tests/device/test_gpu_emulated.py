@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from gpu_helpers import (
     assert_same_bytes,
+    device_state,
     network_path,
     pathway_counts,
     read_output,
+    striatum_chunk_rows,
 )
 
 import gpuprune
@@ -26,7 +28,6 @@ from gpuprune.device import program as _device
 from gpuprune.errors import DeviceError, InputError
 from gpuprune.format import GAP_JUNCTIONS, SYNAPSES
 from gpuprune.io.network import Network
-from gpuprune.io.reader import close_files, read_chunk
 
 pytestmark = pytest.mark.skipif(_emulate.host_compiler() is None, reason="no C++ compiler for the emulated GPU")
 
@@ -197,18 +198,7 @@ def test_relative_distance_error_is_the_cpu_error(emulated_gpu, tmp_path, monkey
 @pytest.fixture(scope="module")
 def striatum_chunk():
     """All synapse rows onto dest neurons 40..59 of striatum_300 (several files, unsorted across them)."""
-    net = Network(network_path("striatum_300"))
-    chunk = next(c for c in net.plan("synapses", 10 ** 9) if c.dest_lo == 0)
-    part = plan.split(net.sources["synapses"], chunk, 10 ** 9, 20)[2][0]
-    rows, _ = read_chunk(net.spec()["files"]["synapses"], SYNAPSES, part)
-    close_files()
-    return net, part, rows
-
-
-def _device_state(net, memory=_emulate.DEFAULT_MEMORY, **ctx_options):
-    ctx = engine.PruneContext.from_network(net, mode="philox", **ctx_options)
-    dev = _emulate.EmulatedBackend(memory=memory)
-    return _device.DeviceState(dev, _device.RuleTables(ctx), ctx), ctx
+    return striatum_chunk_rows()
 
 
 def _on_device(state, kind, rows, lo, hi):
@@ -220,7 +210,7 @@ def _on_device(state, kind, rows, lo, hi):
 @pytest.mark.parametrize("share", [True, False])
 def test_device_chunk_equals_engine_chunk(striatum_chunk, share):
     net, part, rows = striatum_chunk
-    state, ctx = _device_state(net, share_parameter_id=share)
+    state, ctx = device_state(net, share_parameter_id=share)
     expected = engine.prune_chunk(ctx, SYNAPSES, rows, part.dest_lo, part.dest_hi)
     got = _on_device(state, SYNAPSES, rows, part.dest_lo, part.dest_hi)
     assert got.rows.dtype == np.int32 and got.rows.tobytes() == expected.rows.tobytes()
@@ -230,7 +220,7 @@ def test_device_chunk_equals_engine_chunk(striatum_chunk, share):
 
 def test_device_chunk_of_shuffled_files_and_empty_chunk(striatum_chunk):
     net, part, rows = striatum_chunk
-    state, ctx = _device_state(net)
+    state, ctx = device_state(net)
     # rows of one pair spread over many "files": any file order gives a stable sort
     blocks = np.array_split(rows, 7)
     mixed = np.concatenate(blocks[::-1])
@@ -244,7 +234,7 @@ def test_device_chunk_of_shuffled_files_and_empty_chunk(striatum_chunk):
 @pytest.mark.parametrize("column, value", [(1, 10_000), (0, -1), (6, 70_000)])
 def test_bad_rows_give_the_engine_error(striatum_chunk, column, value):
     net, part, rows = striatum_chunk
-    state, ctx = _device_state(net)
+    state, ctx = device_state(net)
     bad = rows.copy()
     bad[5, column] = value
     with pytest.raises(InputError) as cpu:
