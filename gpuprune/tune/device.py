@@ -53,8 +53,7 @@ class DeviceEvaluator:
         self.sets_per_thread = None if sets_per_thread is None else int(sets_per_thread)
         self.model, self.backend = model, backend
         g = self.num_groups = model.num_groups
-        bounds = np.searchsorted(model.row_group, np.arange(g + 1)).astype(np.int64)
-        self.n_max = int(np.max(np.diff(bounds), initial=0))
+        bounds, self.n_max = model.row_bounds()
         self.cut = model.row_inside is not None
         need = memory.tune_resident_bytes(model.num_rows, g, self.cut)
         budget = backend.memory_budget()

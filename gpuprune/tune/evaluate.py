@@ -98,7 +98,6 @@ class ParameterBatch:
             b, k = split_name(name)
             if b >= len(blocks):
                 raise InputError(f"{name}: this pathway has no pruning_other block")
-            v = np.asarray(v, dtype=np.float64).reshape(-1)
             lo, hi = VALID[k]
             if not np.all((v >= lo) & (v <= hi)):
                 raise InputError(f"{name} values must lie in {lo}..{hi}")
@@ -150,8 +149,7 @@ class Evaluator:
     def __init__(self, model):
         self.model = model
         g = model.num_groups
-        bounds = np.searchsorted(model.row_group, np.arange(g + 1))
-        self.n_max = int(np.max(np.diff(bounds), initial=0))
+        bounds, self.n_max = model.row_bounds()
         rb = model.group_block[model.row_group]
         self.inside = model.row_inside
         self.blocks = []
@@ -163,7 +161,7 @@ class Evaluator:
         self.gb = model.group_block.astype(np.intp)
         self.one_block = len(self.blocks) == 1  # per-set values broadcast over groups, no (G, P) gather
         self.r_sm, self.r_a3, self.r_mu2 = model.r_sm, model.r_a3[:, None], model.r_mu2[:, None]
-        self.lo = bounds[:-1].astype(np.int64)
+        self.lo = bounds[:-1]
         self.num_groups = g
         # radix (stable) argsort of n_max - k: uint8/uint16 keys sort in linear time
         self._k_dtype = np.uint8 if self.n_max < 2**8 else np.uint16 if self.n_max < 2**16 else np.int64

@@ -77,6 +77,12 @@ class PathwayModel:
     def nbytes(self):
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
+    def row_bounds(self):
+        """``(bounds, n_max)``: int64 (groups + 1,) first stored row of each group (rows are sorted by group),
+        and the most stored rows of any group."""
+        bounds = np.searchsorted(self.row_group, np.arange(self.num_groups + 1)).astype(np.int64)
+        return bounds, int(np.max(np.diff(bounds), initial=0))
+
     def subset(self, pairs):
         """The model of the pairs ``pairs`` (sorted indices into ``pair_src``) alone: groups are pruned
         independently, so its evaluation is the full one's restricted to those pairs."""

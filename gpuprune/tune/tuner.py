@@ -111,9 +111,12 @@ class Tuner:
             for s in seeds:
                 model = build_model(net, pw, self.codes[pw], self.blocks[pw], self._draw_rules[pw], s, rng,
                                     row_budget, self.z_range)
-                self.evaluators[pw, s] = (Evaluator(model) if self.backend is None
-                                          else DeviceEvaluator(model, self.backend))
+                self.evaluators[pw, s] = self._evaluator(model)
         self._denominators, self._pair_bins, self._binned_models = {}, {}, {}
+
+    def _evaluator(self, model):
+        """The evaluator of ``model`` on this Tuner's device: NumPy, or the kernel on a device backend."""
+        return Evaluator(model) if self.backend is None else DeviceEvaluator(model, self.backend)
 
     def _resolve(self, pathway):
         net, rules = self.network, self.network.rules
@@ -191,8 +194,7 @@ class Tuner:
             host = member.get() if self.xp is not np else np.asarray(member)
             pairs = np.flatnonzero(host.any(axis=0))
             model = self.evaluators[pw, s].model.subset(pairs)
-            ev = Evaluator(model) if self.backend is None else DeviceEvaluator(model, self.backend)
-            self._binned_models[key] = (ev, self.xp.asarray(np.ascontiguousarray(host[:, pairs])))
+            self._binned_models[key] = (self._evaluator(model), self.xp.asarray(np.ascontiguousarray(host[:, pairs])))
         return self._binned_models[key]
 
     # -- statistics ----------------------------------------------------------------------------
