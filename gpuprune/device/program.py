@@ -137,8 +137,7 @@ def distance_tables(ctx, kind, rows):
     lo, hi = int(c8.min()), int(c8.max())
     dense = hi - lo < memory.DENSE_TABLE_FACTOR * n + memory.DENSE_TABLE_SLACK
     modes, los, offsets, parts, off = [], [], [], [], 0
-    e_index = {id(expr): e for e, expr in enumerate(exprs)}
-    for expr in exprs:
+    for e, expr in enumerate(exprs):
         if expr.uses_r:
             d = c8 * 1e-6
             p = expr.evaluate(d, d / ctx.max_soma_distance_dend[rows[:, 1]])
@@ -149,8 +148,8 @@ def distance_tables(ctx, kind, rows):
         else:
             p = expr.evaluate(c8 * 1e-6)
             mode = DIST_PER_ROW
-        if not np.all((p >= 0) & (p <= 1)):  # NaN fails too; the common case costs one pass over the table
-            _check_probabilities(ctx, e_index[id(expr)], rows, p if mode == DIST_PER_ROW else p[c8 - lo])
+        if ctx.rules.unwarned_out_of_range(e, p):  # the common case: one pass over the table, or none once warned
+            _check_probabilities(ctx, e, rows, p if mode == DIST_PER_ROW else p[c8 - lo])
         modes.append(mode)
         los.append(lo)
         offsets.append(off)

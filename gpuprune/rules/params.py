@@ -285,6 +285,10 @@ class PruningRules:
                 p_mu[i] = p_mu_table(s.mu2, n_max)
         return p_keep, p_mu
 
+    def unwarned_out_of_range(self, e, p):
+        """True if expression ``e`` has not warned yet and ``p`` holds a value outside 0..1 (NaN included)."""
+        return e not in self._warned_expressions and p.size > 0 and not (p.min() >= 0 and p.max() <= 1)
+
     def check_probabilities(self, e, p, d_at):
         """Warn (once per expression per process) if expression ``e`` gave values outside 0..1.
 
@@ -292,7 +296,7 @@ class PruningRules:
         below 0 then act as 0 (no row passes), values above 1 as 1 (every row
         passes), as in Snudda, so this is a warning, not an error.
         """
-        if e in self._warned_expressions or p.size == 0 or (p.min() >= 0 and p.max() <= 1):  # NaN fails both
+        if not self.unwarned_out_of_range(e, p):
             return
         self._warned_expressions.add(e)
         bad = ~((p >= 0) & (p <= 1))
